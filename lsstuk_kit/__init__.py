@@ -1,0 +1,75 @@
+"""lsstuk_kit: a Jupyter-centric kit for Rubin/LSST and ZTF transient alert streams.
+
+The public API::
+
+    read_alerts(source, *, columns=None, errors="raise") -> AlertBatch
+    load_sample() -> AlertBatch
+    AlertBatch.sources / .history / .objects / .cutouts(diaSourceId)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .batch import AlertBatch
+from .cutouts import Cutouts
+from .errors import AlertFormatError, SkippedRecord
+from .io import DEFAULT_COLUMNS, read_alerts, write_alerts
+
+__all__ = [
+    "AlertBatch",
+    "AlertFormatError",
+    "Cutouts",
+    "DEFAULT_COLUMNS",
+    "SkippedRecord",
+    "load_sample",
+    "read_alerts",
+    "sample_path",
+    "write_alerts",
+]
+
+__version__ = "0.1.0"
+
+_REPO_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+def sample_path() -> Path:
+    """Folder of the bundled sample night.
+
+    ``data/sample/`` of the source tree when present; otherwise (an installed
+    wheel) the sample is regenerated, byte-identically, into a cache folder
+    (``$LSSTUK_KIT_CACHE`` or ``~/.cache/lsstuk_kit``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import sample_path
+    >>> sorted(p.name for p in sample_path().glob("*.avro"))[0]
+    'alerts_000.avro'
+    """
+    if any(_REPO_SAMPLE.glob("*.avro")):
+        return _REPO_SAMPLE
+    from .simulate.sample import write_sample
+
+    cache = Path(os.environ.get("LSSTUK_KIT_CACHE", Path.home() / ".cache" / "lsstuk_kit")) / "sample"
+    if not any(cache.glob("*.avro")):
+        write_sample(cache)
+    return cache
+
+
+def load_sample(**kwargs) -> AlertBatch:
+    """Return the bundled sample night as an AlertBatch.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to :func:`read_alerts` (e.g. ``columns=``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> batch = load_sample()
+    >>> batch.sources["survey"].unique().tolist()
+    ['lsst']
+    """
+    return read_alerts(sample_path(), **kwargs)

@@ -1,0 +1,332 @@
+"""AlertBatch: a batch of alerts as pandas tables, with cutouts decoded on demand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .cutouts import Cutouts
+
+__all__ = ["AlertBatch"]
+
+_HISTORY_KEY = ["diaObjectId", "kind", "midpointMjdTai", "band"]
+
+
+@dataclass
+class _Store:
+    """Everything read, shared by a batch and the subsets taken from it."""
+
+    sources: pd.DataFrame  # one row per alert, positional
+    history: pd.DataFrame  # raw history rows with `_alert` (position in sources)
+    objects: pd.DataFrame  # raw object rows with `_alert`
+    cutouts: dict  # name -> pyarrow BinaryArray aligned with sources
+    ref_ids: np.ndarray
+    rec_ids: np.ndarray
+    refs: list
+    errors: list
+
+
+class AlertBatch:
+    """A batch of alerts: sources, light-curve history and objects as DataFrames.
+
+    Build one with :func:`lsstuk_kit.read_alerts` or :func:`lsstuk_kit.load_sample`.
+
+    Attributes
+    ----------
+    sources : pandas.DataFrame
+        One row per alert, indexed by ``diaSourceId``.
+    history : pandas.DataFrame
+        Long light-curve table (detections, forced photometry, upper limits; column
+        ``kind``), sorted by ``diaObjectId`` and time, deduplicated across alerts.
+    objects : pandas.DataFrame
+        One row per ``diaObjectId``: the latest summary the alerts carry.
+    errors : pandas.DataFrame
+        Records skipped by ``read_alerts(..., errors="skip")``: file, record, field, reason.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> batch = load_sample()
+    >>> len(batch) == len(batch.sources)
+    True
+    >>> bright = batch[batch.sources["mag"] < 21]
+    >>> set(bright.history["diaObjectId"]) <= set(bright.sources["diaObjectId"])
+    True
+    >>> sorted(batch.history["kind"].unique())
+    ['detection', 'forced']
+    """
+
+    def __init__(self, store: _Store, pos: np.ndarray | None = None):
+        self._store = store
+        self._pos = np.arange(len(store.sources)) if pos is None else np.asarray(pos, np.int64)
+        self._cache: dict = {}
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def _from_parts(cls, *, sources, history, objects, cutouts, ref_ids, rec_ids, refs, errors):
+        sources = sources.reset_index(drop=True)
+        store = _Store(sources, history.reset_index(drop=True), objects.reset_index(drop=True),
+                       cutouts, np.asarray(ref_ids), np.asarray(rec_ids), refs, list(errors))
+        return cls(store)
+
+    @classmethod
+    def empty(cls, refs=(), errors=()):
+        """A batch with no alerts (e.g. every record skipped)."""
+        cols = ["diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band", "psfFlux",
+                "psfFluxErr", "mag", "magErr", "snr", "reliability", "survey", "schemaVersion"]
+        sources = pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+        history = pd.DataFrame({c: pd.Series(dtype=float) for c in cols[1:10] + ["kind", "_alert"]})
+        objects = pd.DataFrame({"diaObjectId": [], "_alert": []})
+        return cls._from_parts(sources=sources, history=history, objects=objects, cutouts={},
+                               ref_ids=np.zeros(0, np.int64), rec_ids=np.zeros(0, np.int64),
+                               refs=list(refs), errors=errors)
+
+    # ---------------------------------------------------------------- tables
+    def __len__(self):
+        return len(self._pos)
+
+    @property
+    def sources(self) -> pd.DataFrame:
+        """One row per alert, indexed by ``diaSourceId``."""
+        if "sources" not in self._cache:
+            df = self._store.sources.iloc[self._pos]
+            self._cache["sources"] = df.set_index("diaSourceId", drop=True)
+        return self._cache["sources"]
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Light-curve rows of the batch's objects (the triggering detections included)."""
+        if "history" not in self._cache:
+            h = self._store.history
+            if len(self._pos) != len(self._store.sources):
+                keep = np.zeros(len(self._store.sources), bool)
+                keep[self._pos] = True
+                h = h[keep[h["_alert"].to_numpy()]]
+            objs = self._store.sources["diaObjectId"].to_numpy()[self._pos]
+            if pd.Series(objs).duplicated().any():
+                key = [c for c in _HISTORY_KEY if c in h]
+                h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
+            order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
+            h = h.sort_values(order, kind="stable").drop(columns="_alert").reset_index(drop=True)
+            self._cache["history"] = h
+        return self._cache["history"]
+
+    @property
+    def objects(self) -> pd.DataFrame:
+        """One row per ``diaObjectId`` (the summary from its latest alert)."""
+        if "objects" not in self._cache:
+            o = self._store.objects
+            if len(o.columns) == 0 or "_alert" not in o:
+                o = pd.DataFrame(columns=["diaObjectId", "_alert"])
+            keep = np.zeros(len(self._store.sources), bool)
+            keep[self._pos] = True
+            o = o[keep[o["_alert"].to_numpy(np.int64)]] if len(o) else o
+            t = self._store.sources["midpointMjdTai"].to_numpy()
+            if len(o):
+                o = o.assign(_t=t[o["_alert"].to_numpy(np.int64)])
+                o = o.sort_values("_t", kind="stable").drop_duplicates("diaObjectId", keep="last")
+                o = o.drop(columns=["_t"])
+            self._cache["objects"] = o.drop(columns="_alert").set_index("diaObjectId").sort_index()
+        return self._cache["objects"]
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Skipped records (file, record, field, reason); empty when nothing was skipped."""
+        rows = [e.__dict__ for e in self._store.errors]
+        return pd.DataFrame(rows, columns=["file", "record", "field", "reason"])
+
+    def lightcurve(self, diaObjectId) -> pd.DataFrame:
+        """History rows of one object, in time order.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample
+        >>> batch = load_sample()
+        >>> oid = batch.sources["diaObjectId"].iloc[0]
+        >>> lc = batch.lightcurve(oid)
+        >>> bool(lc["midpointMjdTai"].is_monotonic_increasing)
+        True
+        """
+        h = self.history
+        return h[h["diaObjectId"] == diaObjectId].reset_index(drop=True)
+
+    # ---------------------------------------------------------------- subsets
+    def _subset(self, pos) -> AlertBatch:
+        return AlertBatch(self._store, self._pos[pos])
+
+    def __getitem__(self, key) -> AlertBatch:
+        """Subset by boolean mask, query string, slice, or list of ``diaSourceId``."""
+        if isinstance(key, str):
+            return self.query(key)
+        if isinstance(key, slice):
+            return self._subset(np.arange(len(self))[key])
+        if isinstance(key, pd.Series) and key.dtype == bool:
+            key = key.reindex(self.sources.index).fillna(False).to_numpy(bool) \
+                if not key.index.equals(self.sources.index) else key.to_numpy(bool)
+        arr = np.asarray(key)
+        if arr.dtype == bool:
+            if arr.shape != (len(self),):
+                raise IndexError(f"boolean mask has length {arr.shape}, batch has {len(self)} alerts")
+            return self._subset(np.flatnonzero(arr))
+        loc = self.sources.index.get_indexer(arr)
+        if (loc < 0).any():
+            missing = arr[loc < 0][:5].tolist()
+            raise KeyError(f"diaSourceId not in batch: {missing}")
+        return self._subset(loc)
+
+    def query(self, expr: str, **kwargs) -> AlertBatch:
+        """Subset with a :meth:`pandas.DataFrame.query` expression on ``sources``.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample
+        >>> batch = load_sample()
+        >>> r = batch.query("band == 'r' and snr > 10")
+        >>> bool((r.sources["band"] == "r").all())
+        True
+        """
+        mask = self.sources.eval(expr, **kwargs)
+        if not (isinstance(mask, pd.Series) and mask.dtype == bool):
+            raise ValueError(f"query {expr!r} does not give one True/False per alert")
+        return self._subset(np.flatnonzero(mask.to_numpy()))
+
+    def filter(self, mask) -> AlertBatch:
+        """Subset by a boolean mask over ``sources`` (same as ``batch[mask]``)."""
+        return self[mask]
+
+    # ---------------------------------------------------------------- cutouts and raw
+    def _position(self, diaSourceId) -> int:
+        try:
+            loc = self.sources.index.get_loc(diaSourceId)
+        except KeyError:
+            raise KeyError(f"diaSourceId {diaSourceId!r} is not in this batch") from None
+        if not isinstance(loc, (int, np.integer)):
+            raise KeyError(f"diaSourceId {diaSourceId!r} is not unique in this batch")
+        return int(self._pos[loc])
+
+    def cutouts(self, diaSourceId) -> Cutouts:
+        """Decode the cutouts of one alert.
+
+        Returns
+        -------
+        Cutouts
+            ``science``, ``template``, ``difference`` (2-D arrays, ``None`` where
+            missing), ``variance`` and ``psf`` where present, and ``wcs``.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample
+        >>> batch = load_sample()
+        >>> c = batch.cutouts(batch.sources.index[0])
+        >>> c.science.shape, c.wcs is not None
+        ((30, 30), True)
+        """
+        p = self._position(diaSourceId)
+        store = self._store
+        if store.cutouts:
+            data = {k: arr[p].as_py() for k, arr in store.cutouts.items()}
+        else:
+            ref = store.refs[store.ref_ids[p]]
+            _, rec = next(ref.iter_records([store.rec_ids[p]]))
+            data = {k: _raw_cutout(rec, k) for k in ("science", "template", "difference")}
+        return Cutouts.from_bytes(**data)
+
+    def __iter__(self):
+        """Iterate over the raw alert dicts, in batch order (read back from the source)."""
+        store = self._store
+        refs = store.ref_ids[self._pos]
+        recs = store.rec_ids[self._pos]
+        order = np.lexsort((recs, refs))
+        if (order == np.arange(len(order))).all():
+            for r in dict.fromkeys(refs.tolist()):
+                sel = recs[refs == r]
+                for _, rec in store.refs[r].iter_records(sel):
+                    yield rec
+            return
+        got = {}
+        for r in dict.fromkeys(refs.tolist()):
+            for i, rec in store.refs[r].iter_records(recs[refs == r]):
+                got[(r, i)] = rec
+        for r, i in zip(refs.tolist(), recs.tolist()):
+            yield got[(r, i)]
+
+    def to_avro(self, path) -> int:
+        """Write the batch's alerts, as they were read, to one Avro container file.
+
+        All alerts must share one writer schema (split mixed batches by
+        ``sources["schemaVersion"]`` first).
+
+        Returns
+        -------
+        int
+            Number of alerts written.
+        """
+        from .io import write_alerts
+
+        store = self._store
+        used = sorted(set(store.ref_ids[self._pos].tolist()))
+        schemas = {json.dumps(store.refs[r].writer_schema, sort_keys=True) for r in used}
+        if len(schemas) > 1:
+            versions = sorted(self.sources["schemaVersion"].astype(str).unique())
+            raise ValueError(
+                f"this batch mixes {len(schemas)} writer schemas ({', '.join(versions)}); "
+                "write each part separately, e.g. batch.query(\"schemaVersion == '...'\").to_avro(...)"
+            )
+        if not used:
+            raise ValueError("the batch is empty: nothing to write")
+        return write_alerts(iter(self), path, store.refs[used[0]].writer_schema)
+
+    # ---------------------------------------------------------------- summaries
+    def summary(self) -> dict:
+        """Counts, time span, bands, sky extent and schema versions.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample
+        >>> s = load_sample().summary()
+        >>> s["alerts"] > 0 and s["objects"] > 0
+        True
+        """
+        s = self.sources
+        out = {
+            "alerts": len(s),
+            "objects": int(s["diaObjectId"].nunique()) if len(s) else 0,
+            "history_rows": len(self.history),
+            "skipped": len(self._store.errors),
+        }
+        if len(s):
+            out.update({
+                "mjd_min": float(s["midpointMjdTai"].min()),
+                "mjd_max": float(s["midpointMjdTai"].max()),
+                "bands": s["band"].value_counts().sort_index().to_dict(),
+                "ra_min": float(s["ra"].min()), "ra_max": float(s["ra"].max()),
+                "dec_min": float(s["dec"].min()), "dec_max": float(s["dec"].max()),
+                "schema_versions": s["schemaVersion"].value_counts().sort_index().to_dict(),
+                "surveys": s["survey"].value_counts().sort_index().to_dict(),
+            })
+        return out
+
+    def __repr__(self):
+        s = self.sources
+        if not len(s):
+            return f"AlertBatch(0 alerts, {len(self._store.errors)} skipped)"
+        surveys = ",".join(sorted(s["survey"].unique()))
+        return (f"AlertBatch({len(s)} alerts of {s['diaObjectId'].nunique()} objects, "
+                f"{len(self.history)} history rows, survey={surveys}, "
+                f"MJD {s['midpointMjdTai'].min():.3f}-{s['midpointMjdTai'].max():.3f})")
+
+
+def _raw_cutout(rec, name):
+    key = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}[name]
+    val = rec.get(key)
+    if isinstance(val, dict):  # ZTF: {"fileName", "stampData"}
+        val = val.get("stampData")
+    return val
+
+
+def _as_binary(arr):
+    return arr if isinstance(arr, pa.Array) else pa.array(arr, pa.binary())

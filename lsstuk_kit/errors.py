@@ -1,0 +1,58 @@
+"""Exceptions and the record of skipped alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AlertFormatError", "SkippedRecord"]
+
+
+class AlertFormatError(ValueError):
+    """An alert, or a file of alerts, that cannot be read.
+
+    The message names where the problem is: the file (or in-memory source), the
+    index of the record inside it (0-based; ``None`` when the whole file is
+    unreadable) and the field at fault (``None`` when no single field is).
+
+    Parameters
+    ----------
+    reason : str
+        What is wrong.
+    file : str, optional
+        The file, or a label such as ``"<bytes>"`` or ``"<message 3>"``.
+    record : int, optional
+        Index of the record in that source.
+    field : str, optional
+        The field at fault, e.g. ``"diaSource.ra"``.
+    """
+
+    def __init__(self, reason, file=None, record=None, field=None):
+        self.reason = reason
+        self.file = file
+        self.record = record
+        self.field = field
+        super().__init__(self._message())
+
+    def _message(self):
+        where = []
+        if self.file is not None:
+            where.append(f"file {self.file}")
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return (", ".join(where) + ": " if where else "") + self.reason
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """One record left out by ``read_alerts(..., errors="skip")``, and why."""
+
+    file: str
+    record: int | None
+    field: str | None
+    reason: str
+
+    def to_error(self) -> AlertFormatError:
+        """Return the exception that ``errors="raise"`` would have raised."""
+        return AlertFormatError(self.reason, self.file, self.record, self.field)

@@ -1,0 +1,672 @@
+"""Read alert batches (files, folders, globs, bytes, Kafka wire messages) into an AlertBatch.
+
+How it works: every source becomes one or more Avro container files; their
+blocks are indexed without decoding (so a truncated tail is found at once and a
+large file can be cut into parts), then DuckDB's Avro reader decodes the parts
+straight to Arrow columns, one DuckDB connection per core, asking only for the
+fields the caller wants. fastavro is used only to attribute errors to single
+records and to hand back raw alert dicts.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import gzip
+import io
+import json
+import mmap
+import os
+import tempfile
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fastavro
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _container, _duck
+from .errors import AlertFormatError, SkippedRecord
+from .schema import identify_schema, load_rubin_schema, unpack_wire, version_from_schema_id
+from .surveys import lsst as _lsst
+from .surveys import ztf as _ztf
+
+__all__ = ["read_alerts", "write_alerts", "iter_files", "DEFAULT_COLUMNS"]
+
+#: A typical projection: ids, position, time, band, flux, flux error, reliability.
+DEFAULT_COLUMNS = (
+    "diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band",
+    "psfFlux", "psfFluxErr", "reliability",
+)
+
+_SURVEYS = {"lsst": _lsst, "ztf": _ztf}
+_AVRO_SUFFIXES = (".avro", ".avro.gz")
+_PART_BYTES = 16 * 2**20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass
+class SourceRef:
+    """Where alerts came from, so raw records can be read again on demand."""
+
+    label: str
+    kind: str  # "file", "bytes" or "wire"
+    path: str | None = None
+    data: bytes | None = None
+    messages: list | None = None
+    writer_schema: dict | None = None
+    #: wire messages: parsed schema per schema id
+    wire_schemas: dict = field(default_factory=dict)
+
+    def _open(self):
+        if self.kind == "bytes":
+            return io.BytesIO(self.data)
+        if self.path.endswith(".gz"):
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
+
+    def iter_records(self, wanted):
+        """Yield ``(index, alert_dict)`` for the record indices in ``wanted`` (sorted)."""
+        wanted = sorted(set(int(i) for i in wanted))
+        if not wanted:
+            return
+        if self.kind == "wire":
+            for i in wanted:
+                sid, body = unpack_wire(self.messages[i])
+                yield i, fastavro.schemaless_reader(io.BytesIO(body), self.wire_schemas[sid])
+            return
+        targets = iter(wanted)
+        nxt = next(targets)
+        with self._open() as fh:
+            for i, rec in enumerate(fastavro.reader(fh)):
+                if i == nxt:
+                    yield i, rec
+                    nxt = next(targets, None)
+                    if nxt is None:
+                        return
+
+
+def iter_files(path) -> list[str]:
+    """List the Avro files a path names: a file, a folder (recursive, sorted) or a glob.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.io import iter_files
+    >>> from lsstuk_kit import sample_path
+    >>> len(iter_files(sample_path())) > 0
+    True
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        found = [str(f) for f in sorted(p.rglob("*")) if f.is_file() and str(f).endswith(_AVRO_SUFFIXES)]
+        return found
+    if p.is_file():
+        return [str(p)]
+    if any(ch in str(path) for ch in "*?["):
+        return [f for f in sorted(_glob.glob(str(p), recursive=True)) if os.path.isfile(f)]
+    raise FileNotFoundError(f"no such file, folder or glob match: {path}")
+
+
+def _expand(source) -> list[SourceRef]:
+    if isinstance(source, (str, os.PathLike)):
+        files = iter_files(source)
+        return [SourceRef(label=f, kind="file", path=f) for f in files]
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+        if data[:1] == b"\x00" and data[:4] != _container.MAGIC:
+            return [SourceRef(label="<messages>", kind="wire", messages=[data])]
+        return [SourceRef(label="<bytes>", kind="bytes", data=data)]
+    if isinstance(source, (list, tuple)):
+        if source and all(isinstance(s, (bytes, bytearray, memoryview)) for s in source):
+            if not any(bytes(s[:4]) == _container.MAGIC for s in source):
+                return [SourceRef(label="<messages>", kind="wire", messages=[bytes(s) for s in source])]
+        refs = []
+        for k, s in enumerate(source):
+            sub = _expand(s)
+            for r in sub:
+                if r.kind == "bytes":
+                    r.label = f"<bytes {k}>"
+            refs.extend(sub)
+        return refs
+    raise TypeError(
+        "read_alerts source must be a path, folder, glob, bytes, a list of these, or a list "
+        f"of Kafka wire-format messages; got {type(source).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- units
+@dataclass
+class _Unit:
+    """One container file ready for DuckDB, and how its records map to a SourceRef."""
+
+    ref: int
+    path: str
+    schema: dict
+    schema_text: str
+    survey: str
+    version: str | None
+    index: _container.ContainerIndex
+    records: np.ndarray  # record index in the SourceRef for each record of this file
+    buf: object = None  # mmap or bytes of the container, for splitting
+
+
+@dataclass
+class _Part:
+    units: list  # list of (unit, first_block, last_block)
+    paths: list
+    survey: str
+    schema: dict
+    version: str | None
+    records: list  # (ref, record) arrays
+
+
+class _Reader:
+    def __init__(self, columns, cutouts, errors, progress, workers):
+        self.columns = None if columns is None else list(dict.fromkeys(columns))
+        self.cutouts = cutouts
+        self.errors_mode = errors
+        self.progress = progress
+        self.workers = workers or min(os.cpu_count() or 1, 4)
+        self.skipped: list[SkippedRecord] = []
+        self.refs: list[SourceRef] = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="lsstuk_read_")
+        self._n_tmp = 0
+        self._local = threading.local()
+        self._open_files = []
+
+    # -- errors
+    def fail(self, reason, file, record=None, fld=None):
+        rec = SkippedRecord(file=file, record=record, field=fld, reason=reason)
+        if self.errors_mode == "raise":
+            raise rec.to_error()
+        self.skipped.append(rec)
+
+    def tmp_path(self, suffix=".avro"):
+        self._n_tmp += 1
+        return os.path.join(self.tmp.name, f"part{self._n_tmp:06d}{suffix}")
+
+    # -- stage 1: sources -> units
+    def make_units(self, refs):
+        units = []
+        for k, ref in enumerate(refs):
+            self.refs.append(ref)
+            if ref.kind == "wire":
+                units.extend(self._wire_units(k, ref))
+                continue
+            try:
+                unit = self._container_unit(k, ref)
+            except AlertFormatError:
+                raise
+            if unit is not None:
+                units.append(unit)
+        return units
+
+    def _container_unit(self, k, ref):
+        if ref.kind == "bytes":
+            path = self.tmp_path()
+            with open(path, "wb") as fh:
+                fh.write(ref.data)
+        elif ref.path.endswith(".gz"):
+            path = self.tmp_path()
+            try:
+                with gzip.open(ref.path, "rb") as src, open(path, "wb") as dst:
+                    while chunk := src.read(2**22):
+                        dst.write(chunk)
+            except (OSError, EOFError) as exc:
+                self.fail(f"not a readable gzip file ({exc})", ref.label)
+                return None
+        else:
+            path = ref.path
+        size = os.path.getsize(path)
+        if size == 0:
+            self.fail("empty file, not an Avro container", ref.label)
+            return None
+        fh = open(path, "rb")
+        self._open_files.append(fh)
+        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            index = _container.index_container(buf)
+        except _container.ContainerError as exc:
+            self.fail(str(exc), ref.label)
+            return None
+        try:
+            survey, version = identify_schema(index.schema)
+        except ValueError as exc:
+            self.fail(str(exc), ref.label, 0)
+            return None
+        ref.writer_schema = index.schema
+        if index.truncated:
+            self.fail(
+                f"file truncated or corrupt: {index.truncated}; records from {index.n_records} on "
+                "cannot be read",
+                ref.label,
+                index.n_records,
+            )
+        if index.codec not in ("null", "deflate", "snappy"):
+            self.fail(f"unsupported Avro codec {index.codec!r}", ref.label)
+            return None
+        return _Unit(
+            ref=k, path=path, schema=index.schema, schema_text=json.dumps(index.schema, sort_keys=True),
+            survey=survey, version=version, index=index,
+            records=np.arange(index.n_records, dtype=np.int64), buf=buf,
+        )
+
+    def _wire_units(self, k, ref):
+        groups: dict[int, list] = {}
+        for i, msg in enumerate(ref.messages):
+            label = f"<message {i}>"
+            try:
+                sid, body = unpack_wire(msg)
+            except ValueError as exc:
+                self.fail(f"not a Confluent wire-format message: {exc}", label, i)
+                continue
+            if sid not in ref.wire_schemas:
+                try:
+                    ref.wire_schemas[sid] = load_rubin_schema(*version_from_schema_id(sid))
+                except KeyError as exc:
+                    self.fail(f"unknown schema id {sid}: {exc.args[0]}", label, i, "schema id")
+                    continue
+            groups.setdefault(sid, []).append((i, body))
+        units = []
+        for sid, items in groups.items():
+            schema = ref.wire_schemas[sid]
+            text = fastavro.schema.to_parsing_canonical_form(schema)
+            good = []
+            for i, body in items:
+                # a schemaless body cannot be re-synchronised: check each one decodes
+                # before wrapping them into one block
+                try:
+                    bio = io.BytesIO(body)
+                    fastavro.schemaless_reader(bio, schema)
+                except Exception as exc:  # noqa: BLE001 - any decode failure is a format error
+                    self.fail(f"Avro body does not decode with schema {sid}: {exc}", f"<message {i}>", i)
+                    continue
+                good.append((i, body))
+            if not good:
+                continue
+            path = self.tmp_path()
+            with open(path, "wb") as fh:
+                fh.write(_container.wrap_bodies(text, [b for _, b in good]))
+            major, minor = version_from_schema_id(sid)
+            ref.writer_schema = json.loads(text)
+            index = _container.index_container(open(path, "rb").read())
+            units.append(_Unit(
+                ref=k, path=path, schema=json.loads(text), schema_text=text, survey="lsst",
+                version=f"lsst.v{major}_{minor}", index=index,
+                records=np.asarray([i for i, _ in good], dtype=np.int64),
+                buf=None,
+            ))
+        return units
+
+    # -- stage 2: units -> parts (split big files, group small ones)
+    def make_parts(self, units):
+        total = sum(int(u.index.block_end[-1] - u.index.header_size) if len(u.index.block_end) else 0
+                    for u in units)
+        target = max(_PART_BYTES, total // (2 * self.workers) + 1) if self.workers > 1 else 2**62
+        parts = []
+        pending = None
+        for u in units:
+            nb = len(u.index.block_count)
+            if nb == 0:
+                continue
+            data_size = int(u.index.block_end[-1] - u.index.header_size)
+            whole_file = (not u.index.truncated) and u.buf is not None
+            if data_size > 2 * target and u.buf is not None and nb > 1:
+                # cut at block boundaries into parts of about `target` bytes
+                cum = u.index.block_end - u.index.header_size
+                cuts = np.searchsorted(cum, np.arange(target, data_size, target), side="left") + 1
+                bounds = np.unique(np.concatenate([[0], cuts, [nb]]))
+                first = u.index.first_record()
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    path = self.tmp_path()
+                    _container.write_part(u.buf, u.index, int(a), int(b), path)
+                    lo = int(first[a])
+                    hi = int(first[b - 1] + u.index.block_count[b - 1])
+                    parts.append(_Part([(u, int(a), int(b))], [path], u.survey, u.schema, u.version,
+                                       [(u.ref, u.records[lo:hi])]))
+                pending = None
+                continue
+            path = u.path
+            if not whole_file and u.buf is not None:
+                path = self.tmp_path()
+                _container.write_part(u.buf, u.index, 0, nb, path)
+            if (pending is not None and pending.schema_text == u.schema_text
+                    and pending.size + data_size <= target and len(pending.part.paths) < 256):
+                pending.part.paths.append(path)
+                pending.part.units.append((u, 0, nb))
+                pending.part.records.append((u.ref, u.records[: u.index.n_records]))
+                pending.size += data_size
+                continue
+            part = _Part([(u, 0, nb)], [path], u.survey, u.schema, u.version,
+                         [(u.ref, u.records[: u.index.n_records])])
+            parts.append(part)
+            pending = _Pending(part, u.schema_text, data_size)
+        return parts
+
+    # -- stage 3: decode
+    def _con(self):
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = _duck.connect(threads=1)
+        return con
+
+    def decode(self, part):
+        mod = _SURVEYS[part.survey]
+        query = mod.build_query(part.schema, part.paths, self.columns, self.cutouts)
+        expected = sum(len(r) for _, r in part.records)
+        try:
+            table = self._con().execute(query).fetch_arrow_table()
+            if table.num_rows != expected:
+                raise RuntimeError(f"decoded {table.num_rows} records, expected {expected}")
+            records = part.records
+        except Exception as exc:  # noqa: BLE001 - fall back to per-record attribution
+            table, records = self._salvage(part, mod, exc)
+        if table is None or table.num_rows == 0:
+            return None
+        version = part.version
+        sources, history, objects, cut = mod.to_frames(table, version)
+        ref_ids = np.concatenate([np.full(len(r), k, np.int64) for k, r in records])
+        rec_ids = np.concatenate([np.asarray(r, np.int64) for _, r in records])
+        return sources, history, objects, cut, ref_ids, rec_ids
+
+    def _salvage(self, part, mod, first_exc):
+        """Decode a part that DuckDB rejected, record by record, to name the bad ones."""
+        good, records = [], []
+        for (u, a, b) in part.units:
+            ref = self.refs[u.ref]
+            first = u.index.first_record()
+            for blk in range(a, b):
+                path = self.tmp_path()
+                _container.write_part(_buf_of(u), u.index, blk, blk + 1, path)
+                n = int(u.index.block_count[blk])
+                recs = []
+                try:
+                    with open(path, "rb") as fh:
+                        for rec in fastavro.reader(fh):
+                            recs.append(rec)
+                except Exception as exc:  # noqa: BLE001
+                    base = int(first[blk]) + len(recs)
+                    for j in range(base, int(first[blk]) + n):
+                        self.fail(
+                            f"record does not decode ({type(exc).__name__}: {exc})"
+                            if j == base else f"lost with the undecodable record {base} of its block",
+                            ref.label, int(u.records[j]),
+                        )
+                good.extend(recs)
+                records.append((u.ref, u.records[int(first[blk]): int(first[blk]) + len(recs)]))
+        if not good:
+            return None, []
+        path = self.tmp_path()
+        with open(path, "wb") as fh:
+            fastavro.writer(fh, fastavro.parse_schema(part.schema), good)
+        query = mod.build_query(part.schema, [path], self.columns, self.cutouts)
+        try:
+            table = self._con().execute(query).fetch_arrow_table()
+        except Exception as exc:  # noqa: BLE001
+            raise AlertFormatError(
+                f"DuckDB cannot decode these records ({first_exc}; then {exc})", part.paths[0]
+            ) from exc
+        return table, records
+
+    def close(self):
+        for fh in self._open_files:
+            fh.close()
+        self.tmp.cleanup()
+
+
+@dataclass
+class _Pending:
+    part: _Part
+    schema_text: str
+    size: int
+
+
+def _buf_of(unit):
+    if unit.buf is not None:
+        return unit.buf
+    with open(unit.path, "rb") as fh:
+        return fh.read()
+
+
+# --------------------------------------------------------------------------- validation
+def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
+    """Flag records with missing required fields, bad coordinates or non-FITS cutouts."""
+    n = len(sources)
+    bad = np.zeros(n, bool)
+    checks = []
+    for col in survey_required:
+        if col not in sources:
+            checks.append((np.ones(n, bool), col, f"required field {col!r} is missing from the record"))
+        else:
+            checks.append((sources[col].isna().to_numpy(), col, f"required field {col!r} is null"))
+    if "ra" in sources and "dec" in sources:
+        ra = pd.to_numeric(sources["ra"], errors="coerce").to_numpy(float)
+        dec = pd.to_numeric(sources["dec"], errors="coerce").to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            checks.append((~np.isfinite(ra) | (ra < 0) | (ra > 360), "ra",
+                           "ra is NaN or outside [0, 360] deg"))
+            checks.append((~np.isfinite(dec) | (dec < -90) | (dec > 90), "dec",
+                           "dec is NaN or outside [-90, 90] deg"))
+    for name, arr in cut.items():
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if len(arr) == 0:
+            continue
+        head = pc.binary_slice(arr.cast(pa.binary()), 0, 6)
+        ok = pc.or_(pc.equal(head, pa.scalar(b"SIMPLE", pa.binary())),
+                    pc.equal(pc.binary_slice(head, 0, 2), pa.scalar(_GZIP_MAGIC, pa.binary())))
+        ok = pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
+        field_name = _lsst.CUTOUTS[name]
+        checks.append((~ok, field_name, "cutout bytes are not FITS (nor gzip-compressed FITS)"))
+    flagged = []
+    for mask, col, reason in checks:
+        for i in np.flatnonzero(mask & ~bad):
+            flagged.append((int(i), col, reason))
+        bad |= mask
+    flagged.sort(key=lambda t: (ref_ids[t[0]], rec_ids[t[0]]))
+    for i, col, reason in flagged:
+        reader.fail(reason, refs[ref_ids[i]].label, int(rec_ids[i]), col)
+    return bad
+
+
+# --------------------------------------------------------------------------- API
+def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None):
+    """Read Rubin or ZTF alerts into an :class:`~lsstuk_kit.AlertBatch`.
+
+    Parameters
+    ----------
+    source : str, path, bytes, or list
+        An Avro container file (one or many alerts), a ``.avro.gz`` file, a folder
+        (searched recursively for ``*.avro`` and ``*.avro.gz``, in sorted order), a
+        glob, raw container bytes, a list of any of these, or a list of Kafka
+        messages in the Confluent wire format (magic byte 0, 4-byte big-endian
+        schema id ``major * 100 + minor``, schemaless Avro body), decoded with the
+        official schema of that version from ``lsst-alert-packet``.
+    columns : list of str, optional
+        Column projection for ``sources`` and ``history`` (Rubin names, e.g.
+        :data:`DEFAULT_COLUMNS`). The ids, position, time, band and flux are always
+        kept. ``None`` (default) reads every field.
+    errors : {"raise", "skip"}
+        ``"raise"`` stops at the first bad record with an
+        :class:`~lsstuk_kit.AlertFormatError` naming the file, record and field;
+        ``"skip"`` loads the good records and lists every skipped one in
+        ``batch.errors``.
+    cutouts : bool
+        Keep the cutout bytes (decoded only when ``batch.cutouts(id)`` asks). With
+        ``False`` they are not read, and ``cutouts()`` reads them back from the
+        source on demand.
+    progress : bool, optional
+        Show a progress bar; by default shown when there are many parts.
+    workers : int, optional
+        Decoding threads (default: one per core, at most 4).
+
+    Returns
+    -------
+    AlertBatch
+
+    Raises
+    ------
+    AlertFormatError
+        On unreadable input when ``errors="raise"``.
+    FileNotFoundError
+        If a path names nothing.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import read_alerts, sample_path
+    >>> batch = read_alerts(sample_path())
+    >>> batch.sources[["ra", "dec", "band", "psfFlux"]].notna().all().all()
+    True
+    >>> small = read_alerts(sample_path(), columns=["ra", "dec", "psfFlux"])
+    >>> "psfFlux" in small.history.columns
+    True
+    """
+    from .batch import AlertBatch
+
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    refs = _expand(source)
+    reader = _Reader(columns, cutouts, errors, progress, workers)
+    try:
+        units = reader.make_units(refs)
+        parts = reader.make_parts(units)
+        show = progress if progress is not None else len(parts) >= 50
+        results = _run(reader, parts, show)
+        results = [r for r in results if r is not None]
+        batch = _assemble(results, reader, columns)
+    finally:
+        reader.close()
+    return batch
+
+
+def _run(reader, parts, show):
+    if not parts:
+        return []
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(parts), desc="decoding", unit="part")
+    out = [None] * len(parts)
+    if reader.workers > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(reader.workers) as ex:
+            futures = {ex.submit(reader.decode, p): i for i, p in enumerate(parts)}
+            for fut, i in futures.items():
+                out[i] = fut.result()
+                if bar:
+                    bar.update()
+    else:
+        for i, p in enumerate(parts):
+            out[i] = reader.decode(p)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+    return out
+
+
+def _assemble(results, reader, columns):
+    from .batch import AlertBatch
+
+    if not results:
+        return AlertBatch.empty(refs=reader.refs, errors=reader.skipped)
+    srcs, hists, objs, cuts, refs_l, recs_l = [], [], [], [], [], []
+    offset = 0
+    for sources, history, objects, cut, ref_ids, rec_ids in results:
+        history = history.assign(_alert=history["_alert"].to_numpy() + offset)
+        objects = objects.assign(_alert=objects["_alert"].to_numpy() + offset) if len(objects.columns) else objects
+        srcs.append(sources)
+        hists.append(history)
+        objs.append(objects)
+        cuts.append(cut)
+        refs_l.append(ref_ids)
+        recs_l.append(rec_ids)
+        offset += len(sources)
+    sources = srcs[0] if len(srcs) == 1 else pd.concat(srcs, ignore_index=True, sort=False)
+    history = hists[0] if len(hists) == 1 else pd.concat(hists, ignore_index=True, sort=False)
+    objects = objs[0] if len(objs) == 1 else pd.concat([o for o in objs if len(o.columns)],
+                                                          ignore_index=True, sort=False)
+    ref_ids = np.concatenate(refs_l)
+    rec_ids = np.concatenate(recs_l)
+    names = sorted({k for c in cuts for k in c})
+    cut = {}
+    for k in names:
+        chunks = []
+        for c, s in zip(cuts, srcs):
+            if k in c:
+                arr = c[k]
+                chunks.extend(arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
+            else:
+                chunks.append(pa.nulls(len(s), pa.binary()))
+        chunks = [ch.cast(pa.binary()) for ch in chunks]
+        cut[k] = pa.chunked_array(chunks, type=pa.binary()).combine_chunks()
+
+    # validation (per survey: the required fields are those of its mapping)
+    required = set()
+    for s in srcs:
+        mod = _SURVEYS[s["survey"].iloc[0]] if len(s) else _lsst
+        required.update(mod.REQUIRED)
+    bad = _validate(sources, cut, ref_ids, rec_ids, reader.refs, sorted(required), reader)
+
+    # the same alert read twice (e.g. a file listed twice) is kept once
+    dup = pd.Index(sources["diaSourceId"]).duplicated(keep="first") & ~bad
+    if dup.any():
+        warnings.warn(
+            f"{int(dup.sum())} alerts appear more than once in the input (same diaSourceId); "
+            "each is kept once", stacklevel=3)
+    drop = bad | dup
+    keep_pos = np.flatnonzero(~drop)
+    if drop.any():
+        sources = sources.iloc[keep_pos]
+        remap = np.full(len(drop), -1, np.int64)
+        remap[keep_pos] = np.arange(len(keep_pos))
+        history = history[~drop[history["_alert"].to_numpy()]]
+        history = history.assign(_alert=remap[history["_alert"].to_numpy()])
+        if len(objects.columns):
+            objects = objects[~drop[objects["_alert"].to_numpy()]]
+            objects = objects.assign(_alert=remap[objects["_alert"].to_numpy()])
+        cut = {k: v.take(pa.array(keep_pos)) for k, v in cut.items()}
+        ref_ids, rec_ids = ref_ids[keep_pos], rec_ids[keep_pos]
+    if columns is not None:
+        keep = set(columns) | set(_lsst.CORE) | {"mag", "magErr", "snr", "reliability", "survey",
+                                                  "schemaVersion", "kind", "_alert", "limitingMag"}
+        sources = sources[[c for c in sources.columns if c in keep]]
+        history = history[[c for c in history.columns if c in keep]]
+    return AlertBatch._from_parts(
+        sources=sources, history=history, objects=objects, cutouts=cut,
+        ref_ids=ref_ids, rec_ids=rec_ids, refs=reader.refs, errors=reader.skipped,
+    )
+
+
+def write_alerts(alerts, path, schema, *, codec="null"):
+    """Write alert dicts to an Avro container file.
+
+    Parameters
+    ----------
+    alerts : iterable of dict
+        Alert records.
+    path : str or path
+        Output file; a name ending ``.gz`` is gzip-compressed.
+    schema : dict
+        Writer schema (e.g. :func:`lsstuk_kit.schema.load_rubin_schema`).
+    codec : str
+        Avro block codec (``"null"`` or ``"deflate"``).
+
+    Returns
+    -------
+    int
+        Number of alerts written.
+    """
+    parsed = fastavro.parse_schema(schema)
+    alerts = list(alerts)
+    path = str(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as fh:
+        fastavro.writer(fh, parsed, alerts, codec=codec)
+    return len(alerts)

@@ -1,0 +1,79 @@
+"""Photometric conventions shared by every survey."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["AB_ZEROPOINT_NJY", "BANDS", "BAND_COLORS", "flux_to_mag", "mag_to_flux"]
+
+#: AB magnitude of a 1 nJy source: m = 31.4 - 2.5 log10(f / nJy).
+AB_ZEROPOINT_NJY = 31.4
+
+#: Bands in wavelength order (Rubin ugrizy; ZTF g, r, i map onto these).
+BANDS = ("u", "g", "r", "i", "z", "y")
+
+#: The one band -> colour map used by every plot in the kit.
+BAND_COLORS = {
+    "u": "#56b4e9",
+    "g": "#009e73",
+    "r": "#d55e00",
+    "i": "#cc79a7",
+    "z": "#7f3c8d",
+    "y": "#4d4d4d",
+}
+
+_LN10_OVER_2P5 = np.log(10.0) / 2.5
+
+
+def flux_to_mag(flux, flux_err=None):
+    """Convert difference-image fluxes in nJy to AB magnitudes.
+
+    The magnitude is that of ``|flux|`` (as ZTF's ``magpsf`` is for negative
+    differences); the sign stays in the flux. Zero flux gives NaN.
+
+    Parameters
+    ----------
+    flux : array_like
+        Flux in nJy.
+    flux_err : array_like, optional
+        1-sigma flux error in nJy.
+
+    Returns
+    -------
+    mag : ndarray
+        AB magnitude.
+    mag_err : ndarray
+        Magnitude error (only when ``flux_err`` is given).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys import flux_to_mag
+    >>> float(flux_to_mag(3631e9))
+    0.0
+    >>> mag, err = flux_to_mag([1000.0, -1000.0], [100.0, 100.0])
+    >>> mag.round(3).tolist(), err.round(4).tolist()
+    ([23.9, 23.9], [0.1086, 0.1086])
+    """
+    flux = np.abs(np.asarray(flux, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(flux > 0, AB_ZEROPOINT_NJY - 2.5 * np.log10(flux), np.nan)
+        if flux_err is None:
+            return mag
+        err = np.where(flux > 0, np.asarray(flux_err, dtype=float) / (flux * _LN10_OVER_2P5), np.nan)
+    return mag, err
+
+
+def mag_to_flux(mag, mag_err=None):
+    """Convert AB magnitudes to flux in nJy (the inverse of :func:`flux_to_mag`).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys import mag_to_flux
+    >>> round(float(mag_to_flux(23.9)), 6)
+    1000.0
+    """
+    mag = np.asarray(mag, dtype=float)
+    flux = 10.0 ** ((AB_ZEROPOINT_NJY - mag) / 2.5)
+    if mag_err is None:
+        return flux
+    return flux, flux * np.asarray(mag_err, dtype=float) * _LN10_OVER_2P5

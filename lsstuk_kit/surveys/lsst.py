@@ -1,0 +1,209 @@
+"""Rubin (LSST) alerts of every schema version, as shipped by ``lsst-alert-packet``.
+
+Older schemas (3.x, 4.x, and the ELAsTiCC challenge alerts) used other names for
+a few fields; they are renamed to the current ones (:data:`LEGACY_NAMES`) so that
+every version lands in the same columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._duck import quote
+from ._avrotypes import collect_names, record_fields, resolve
+from .common import flux_to_mag
+
+#: Field names of schemas before 5.0 (and ELAsTiCC) -> current names.
+LEGACY_NAMES = {
+    "midPointTai": "midpointMjdTai",
+    "filterName": "band",
+    "decl": "dec",
+    "declErr": "decErr",
+    "ra_decl_Cov": "ra_dec_Cov",
+    "psFlux": "psfFlux",
+    "psFluxErr": "psfFluxErr",
+    "radecTai": "radecMjdTai",
+    "pmDecl": "pmDec",
+    "pmDeclErr": "pmDecErr",
+}
+
+#: Columns every read keeps, whatever ``columns=`` asks for.
+CORE = ("diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr")
+
+#: Fields a record cannot be read without.
+REQUIRED = ("diaSourceId", "ra", "dec", "midpointMjdTai")
+
+#: Object-summary fields worth keeping even under a column projection.
+OBJECT_CORE = ("diaObjectId", "ra", "dec", "nDiaSources", "firstDiaSourceMjdTai", "lastDiaSourceMjdTai")
+
+CUTOUTS = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}
+
+_HISTORY = {
+    "prvDiaSources": "detection",
+    "prvDiaForcedSources": "forced",
+    "prvDiaNondetectionLimits": "upper_limit",
+}
+_STRUCTURAL = {"diaSource", "diaObject", "ssObject", "ssSource", "MPCORB", "mpc_orbits", *_HISTORY, *CUTOUTS.values()}
+
+
+def canonical(name: str) -> str:
+    """Current name of a (possibly legacy) Rubin field."""
+    return LEGACY_NAMES.get(name, name)
+
+
+def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
+    """SQL selecting what a read needs from one Rubin container file.
+
+    Output columns are prefixed: ``a:`` alert-level scalars (including flattened
+    broker additions), ``s:`` diaSource, ``o:`` diaObject, ``h:<list>`` history
+    lists (projected element-wise), ``c:<name>`` cutouts.
+    """
+    names = collect_names(schema)
+    wanted = None if columns is None else set(columns) | set(CORE)
+    sel = []
+    for f in schema["fields"]:
+        name = f["name"]
+        kind, _ = resolve(f["type"], names)
+        q = quote(name)
+        if name == "diaSource":
+            for sub in record_fields(f["type"], names):
+                if wanted is None or canonical(sub["name"]) in wanted:
+                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
+        elif name == "diaObject":
+            keep = None if wanted is None else wanted | set(OBJECT_CORE)
+            for sub in record_fields(f["type"], names):
+                if resolve(sub["type"], names)[0] != "scalar":
+                    continue
+                if keep is None or canonical(sub["name"]) in keep:
+                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('o:' + sub['name'])}")
+        elif name in _HISTORY:
+            subs = [s["name"] for s in record_fields(f["type"], names)]
+            if wanted is not None:
+                subs = [s for s in subs if canonical(s) in wanted or s == "diaForcedSourceId"]
+                if not subs:
+                    continue
+                body = ", ".join(f"{quote_str(s)}: x.{quote(s)}" for s in subs)
+                sel.append(f"[{{{body}}} for x in {q}] AS {quote('h:' + name)}")
+            else:
+                sel.append(f"{q} AS {quote('h:' + name)}")
+        elif name in CUTOUTS.values():
+            if cutouts:
+                sel.append(f"{q} AS {quote('c:' + name)}")
+        elif name in _STRUCTURAL:
+            continue
+        elif kind == "scalar":
+            if wanted is None or name in wanted or name == "lsst_schema_version":
+                sel.append(f"{q} AS {quote('a:' + name)}")
+        elif kind == "record":
+            for sub in record_fields(f["type"], names):
+                flat = f"{name}_{sub['name']}"
+                if resolve(sub["type"], names)[0] == "scalar" and (wanted is None or flat in wanted):
+                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('a:' + flat)}")
+    files = ", ".join(quote_str(p) for p in paths)
+    return f"SELECT {', '.join(sel)} FROM read_avro([{files}])"
+
+
+def quote_str(text: str) -> str:
+    """Quote a string literal for DuckDB SQL."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _strip(table: pa.Table, prefix: str) -> dict:
+    n = len(prefix)
+    return {c[n:]: table.column(c) for c in table.column_names if c.startswith(prefix)}
+
+
+def _frame(cols: dict) -> pd.DataFrame:
+    if not cols:
+        return pd.DataFrame()
+    return pa.table({canonical(k): v for k, v in cols.items()}).to_pandas()
+
+
+def _add_mags(df: pd.DataFrame) -> None:
+    if "psfFlux" in df:
+        err = df["psfFluxErr"] if "psfFluxErr" in df else None
+        if err is None:
+            df["mag"] = flux_to_mag(df["psfFlux"].to_numpy())
+        else:
+            mag, mag_err = flux_to_mag(df["psfFlux"].to_numpy(), err.to_numpy())
+            df["mag"] = mag
+            df["magErr"] = mag_err
+
+
+def to_frames(table: pa.Table, version: str | None):
+    """Turn one decoded Rubin part into (sources, history, objects, cutouts).
+
+    ``history`` and ``objects`` carry ``_alert``, the row of the alert they came from.
+    """
+    n = table.num_rows
+    sources = _frame(_strip(table, "s:"))
+    extra = _strip(table, "a:")
+    for k, v in extra.items():
+        if k not in sources:
+            sources[k] = v.to_pandas()
+    if "band" in sources:
+        sources["band"] = sources["band"].str.lower()
+    sources["survey"] = "lsst"
+    if "lsst_schema_version" in sources and sources["lsst_schema_version"].notna().all():
+        sources["schemaVersion"] = sources["lsst_schema_version"]
+    else:
+        sources["schemaVersion"] = version
+    if "snr" not in sources and "psfFluxErr" in sources:
+        sources["snr"] = sources["psfFlux"] / sources["psfFluxErr"]
+    if "reliability" not in sources:
+        sources["reliability"] = np.nan
+    _add_mags(sources)
+
+    objects = _frame(_strip(table, "o:"))
+    if len(objects.columns):
+        objects["_alert"] = np.arange(n)
+        objects = objects[objects["diaObjectId"].notna()]
+        if "diaObjectId" in sources:
+            known = sources["diaObjectId"].notna().to_numpy()
+            # alerts whose diaSource lacks the object id take it from diaObject
+            if not known.all():
+                ids = pd.Series(np.nan, index=range(n), dtype=object)
+                ids[objects["_alert"].to_numpy()] = objects["diaObjectId"].to_numpy()
+                sources["diaObjectId"] = sources["diaObjectId"].where(known, ids)
+        aligned = objects.set_index("_alert").reindex(range(n))
+        add = [c for c in aligned.columns if c not in sources]
+        if add:
+            sources = pd.concat([sources, aligned[add].set_axis(sources.index)], axis=1)
+
+    parts = []
+    for lst, kind in _HISTORY.items():
+        col = "h:" + lst
+        if col not in table.column_names:
+            continue
+        arr = table.column(col).combine_chunks()
+        if len(arr) == 0 or arr.null_count == len(arr):
+            continue
+        flat = pc.list_flatten(arr)
+        if len(flat) == 0:
+            continue
+        parent = pc.list_parent_indices(arr).to_numpy()
+        h = _frame(dict(zip([f.name for f in flat.type], flat.flatten())))
+        h["kind"] = kind
+        h["_alert"] = parent
+        parts.append(h)
+    src_cols = list(dict.fromkeys(canonical(k) for k in _strip(table, "s:")))
+    trig = sources[src_cols].copy()
+    trig["kind"] = "detection"
+    trig["_alert"] = np.arange(n)
+    parts.append(trig)
+    history = pd.concat(parts, ignore_index=True, sort=False)
+    if "diaObjectId" in sources:
+        history["diaObjectId"] = sources["diaObjectId"].to_numpy()[history["_alert"].to_numpy()]
+    if "band" in history:
+        history["band"] = history["band"].str.lower()
+    if "diaNoise" in history:
+        lim = history["kind"] == "upper_limit"
+        history.loc[lim, "psfFluxErr"] = history.loc[lim, "diaNoise"]
+        history.loc[lim, "limitingMag"] = flux_to_mag(5 * history.loc[lim, "diaNoise"].to_numpy())
+    _add_mags(history)
+
+    cut = {k: table.column("c:" + v) for k, v in CUTOUTS.items() if "c:" + v in table.column_names}
+    return sources, history, objects, cut

@@ -1,0 +1,194 @@
+"""ZTF alerts (schema 3.3 and 4.x) mapped onto the Rubin column names.
+
+=====================  =================================================
+Rubin column           from ZTF
+=====================  =================================================
+``diaSourceId``        ``candid``
+``diaObjectId``        ``objectId`` (a string such as ``ZTF19acihgng``)
+``midpointMjdTai``     ``jd - 2400000.5`` (ZTF's exposure-start JD, as brokers
+                       report it; the 15 s to mid-exposure and TAI-UTC are not added)
+``band``               ``fid`` 1, 2, 3 -> ``g``, ``r``, ``i``
+``psfFlux``            ``10**((31.4 - magpsf) / 2.5)`` nJy, negative when
+                       ``isdiffpos`` is ``f`` or ``0``
+``psfFluxErr``         ``|psfFlux| * sigmapsf * ln(10) / 2.5``
+``mag``, ``magErr``    ``magpsf``, ``sigmapsf``
+``snr``                ``|psfFlux| / psfFluxErr``
+``reliability``        ``drb`` where present, else ``rb``
+=====================  =================================================
+
+History: ``prv_candidates`` with a ``candid`` are detections; those without are
+upper limits (``limitingMag`` = ``diffmaglim``, ``psfFluxErr`` = the limit's flux
+/ 5). ``fp_hists`` (schema 4.x forced photometry) become ``forced`` rows, with
+``forcediffimflux`` scaled from its zero point ``magzpsci`` to nJy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._duck import quote
+from ._avrotypes import collect_names, record_fields, resolve
+from .lsst import quote_str
+from .common import AB_ZEROPOINT_NJY, mag_to_flux
+
+FID_TO_BAND = {1: "g", 2: "r", 3: "i"}
+CUTOUTS = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}
+REQUIRED = ("diaSourceId", "ra", "dec", "midpointMjdTai")
+JD_TO_MJD = 2400000.5
+_LN10_OVER_2P5 = np.log(10.0) / 2.5
+_HISTORY = ("prv_candidates", "fp_hists")
+
+
+def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
+    """SQL selecting a ZTF container's fields (ZTF alerts are light: no projection)."""
+    names = collect_names(schema)
+    sel = []
+    for f in schema["fields"]:
+        name = f["name"]
+        q = quote(name)
+        kind, _ = resolve(f["type"], names)
+        if name == "candidate":
+            for sub in record_fields(f["type"], names):
+                sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
+        elif name in _HISTORY:
+            sel.append(f"{q} AS {quote('h:' + name)}")
+        elif name in CUTOUTS.values():
+            if cutouts:
+                sel.append(f"{q}.{quote('stampData')} AS {quote('c:' + name)}")
+        elif kind == "scalar":
+            sel.append(f"{q} AS {quote('a:' + name)}")
+        elif kind == "record":
+            for sub in record_fields(f["type"], names):
+                if resolve(sub["type"], names)[0] == "scalar":
+                    flat = f"{name}_{sub['name']}"
+                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('a:' + flat)}")
+    files = ", ".join(quote_str(p) for p in paths)
+    return f"SELECT {', '.join(sel)} FROM read_avro([{files}])"
+
+
+def _strip(table, prefix):
+    n = len(prefix)
+    return {c[n:]: table.column(c) for c in table.column_names if c.startswith(prefix)}
+
+
+def _signed_flux(magpsf, sigmapsf, isdiffpos):
+    flux = mag_to_flux(np.asarray(magpsf, float))
+    neg = np.isin(np.asarray(isdiffpos, dtype=object), ["f", "0"])
+    err = flux * np.asarray(sigmapsf, float) * _LN10_OVER_2P5
+    return np.where(neg, -flux, flux), err
+
+
+def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
+    """Add Rubin-named columns to a frame of ZTF candidate fields."""
+    out = pd.DataFrame(index=df.index)
+    out["diaSourceId"] = df["candid"]
+    out["ra"] = df["ra"]
+    out["dec"] = df["dec"]
+    out["midpointMjdTai"] = df["jd"] - JD_TO_MJD
+    out["band"] = df["fid"].map(FID_TO_BAND)
+    flux, err = _signed_flux(df["magpsf"], df["sigmapsf"], df["isdiffpos"])
+    out["psfFlux"] = flux
+    out["psfFluxErr"] = err
+    out["mag"] = df["magpsf"].astype(float)
+    out["magErr"] = df["sigmapsf"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["snr"] = np.abs(flux) / err
+    drb = df["drb"] if "drb" in df else pd.Series(np.nan, index=df.index)
+    out["reliability"] = drb.astype(float).fillna(df["rb"].astype(float) if "rb" in df else np.nan)
+    rest = df.drop(columns=[c for c in ("candid", "ra", "dec") if c in df])
+    return pd.concat([out, rest], axis=1)
+
+
+def to_frames(table: pa.Table, version: str | None):
+    """Turn one decoded ZTF part into (sources, history, objects, cutouts)."""
+    n = table.num_rows
+    cand = pa.table(_strip(table, "s:")).to_pandas()
+    sources = _map_detections(cand)
+    extra = _strip(table, "a:")
+    for k, v in extra.items():
+        if k == "candid":
+            continue
+        sources[k if k != "objectId" else "diaObjectId"] = v.to_pandas()
+    sources["survey"] = "ztf"
+    vsn = sources["schemavsn"].astype(str) if "schemavsn" in sources else pd.Series("", index=sources.index)
+    sources["schemaVersion"] = "ztf.v" + vsn.str.replace(".", "_", regex=False)
+
+    parts = []
+    trig_cols = ["diaSourceId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr",
+                 "mag", "magErr", "snr", "reliability"]
+    trig = sources[trig_cols].copy()
+    trig["kind"] = "detection"
+    trig["_alert"] = np.arange(n)
+    parts.append(trig)
+    if "h:prv_candidates" in table.column_names:
+        arr = table.column("h:prv_candidates").combine_chunks()
+        flat = pc.list_flatten(arr)
+        if len(flat):
+            prv = pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))).to_pandas()
+            parent = pc.list_parent_indices(arr).to_numpy()
+            det = prv["candid"].notna().to_numpy() & prv["magpsf"].notna().to_numpy()
+            d = _map_detections(prv[det].reset_index(drop=True))
+            d = d[[c for c in trig_cols if c in d] + [c for c in ("diffmaglim",) if c in d]]
+            d["kind"] = "detection"
+            d["_alert"] = parent[det]
+            parts.append(d)
+            lim = prv[~det]
+            if len(lim):
+                u = pd.DataFrame({
+                    "midpointMjdTai": lim["jd"].to_numpy() - JD_TO_MJD,
+                    "band": lim["fid"].map(FID_TO_BAND).to_numpy(),
+                    "psfFlux": np.nan,
+                    "psfFluxErr": mag_to_flux(lim["diffmaglim"].to_numpy(float)) / 5.0,
+                    "limitingMag": lim["diffmaglim"].to_numpy(float),
+                    "ra": lim["ra"].to_numpy(float) if "ra" in lim else np.nan,
+                    "dec": lim["dec"].to_numpy(float) if "dec" in lim else np.nan,
+                })
+                u["kind"] = "upper_limit"
+                u["_alert"] = parent[~det]
+                parts.append(u)
+    if "h:fp_hists" in table.column_names:
+        arr = table.column("h:fp_hists").combine_chunks()
+        flat = pc.list_flatten(arr)
+        if len(flat):
+            fp = pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))).to_pandas()
+            parent = pc.list_parent_indices(arr).to_numpy()
+            scale = 10.0 ** ((AB_ZEROPOINT_NJY - fp["magzpsci"].to_numpy(float)) / 2.5)
+            raw = fp["forcediffimflux"].to_numpy(float)
+            raw_err = fp["forcediffimfluxunc"].to_numpy(float)
+            bad = (raw <= -99999) | (raw_err <= -99999)
+            f = pd.DataFrame({
+                "midpointMjdTai": fp["jd"].to_numpy(float) - JD_TO_MJD,
+                "band": fp["fid"].map(FID_TO_BAND).to_numpy(),
+                "psfFlux": np.where(bad, np.nan, raw * scale),
+                "psfFluxErr": np.where(bad, np.nan, raw_err * scale),
+            })
+            f["kind"] = "forced"
+            f["_alert"] = parent
+            parts.append(f)
+    history = pd.concat(parts, ignore_index=True, sort=False)
+    history["diaObjectId"] = sources["diaObjectId"].to_numpy()[history["_alert"].to_numpy()]
+    if "mag" not in history:
+        history["mag"] = np.nan
+    miss = history["mag"].isna() & history["psfFlux"].notna()
+    if miss.any():
+        from .common import flux_to_mag
+
+        m, e = flux_to_mag(history.loc[miss, "psfFlux"], history.loc[miss, "psfFluxErr"])
+        history.loc[miss, "mag"] = m
+        history.loc[miss, "magErr"] = e
+
+    objects = pd.DataFrame({
+        "diaObjectId": sources["diaObjectId"].to_numpy(),
+        "ra": sources["ra"].to_numpy(),
+        "dec": sources["dec"].to_numpy(),
+        "nDiaSources": sources["ndethist"].to_numpy() if "ndethist" in sources else np.nan,
+        "firstDiaSourceMjdTai": (sources["jdstarthist"].to_numpy(float) - JD_TO_MJD)
+        if "jdstarthist" in sources else np.nan,
+        "lastDiaSourceMjdTai": sources["midpointMjdTai"].to_numpy(),
+        "_alert": np.arange(n),
+    })
+    cut = {k: table.column("c:" + v) for k, v in CUTOUTS.items() if "c:" + v in table.column_names}
+    return sources, history, objects, cut
