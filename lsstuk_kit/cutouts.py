@@ -57,7 +57,12 @@ def decode_stamp(data: bytes | None) -> Stamp | None:
         raw = gzip.decompress(raw)
     if raw[:6] != b"SIMPLE":
         raise ValueError(f"cutout is not FITS (starts with {raw[:8]!r})")
-    with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+    with warnings.catch_warnings():
+        # ZTF stamps carry a SIMPLE card astropy finds non-standard; the data are fine
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        hdul = fits.open(io.BytesIO(raw), memmap=False)
+        hdul.verify("silentfix")
+    with hdul:
         primary = hdul[0]
         image = np.asarray(primary.data, dtype=float)
         header = primary.header.copy()

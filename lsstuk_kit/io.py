@@ -165,6 +165,8 @@ class _Part:
     schema: dict
     version: str | None
     records: list  # (ref, record) arrays
+    #: (unit, first_block, last_block, path) to write before decoding (done in the worker)
+    pending_writes: list = field(default_factory=list)
 
 
 class _Reader:
@@ -326,26 +328,32 @@ class _Reader:
                 first = u.index.first_record()
                 for a, b in zip(bounds[:-1], bounds[1:]):
                     path = self.tmp_path()
-                    _container.write_part(u.buf, u.index, int(a), int(b), path)
                     lo = int(first[a])
                     hi = int(first[b - 1] + u.index.block_count[b - 1])
-                    parts.append(_Part([(u, int(a), int(b))], [path], u.survey, u.schema, u.version,
-                                       [(u.ref, u.records[lo:hi])]))
+                    part = _Part([(u, int(a), int(b))], [path], u.survey, u.schema, u.version,
+                                 [(u.ref, u.records[lo:hi])])
+                    part.pending_writes.append((u, int(a), int(b), path))
+                    parts.append(part)
                 pending = None
                 continue
             path = u.path
+            write = None
             if not whole_file and u.buf is not None:
                 path = self.tmp_path()
-                _container.write_part(u.buf, u.index, 0, nb, path)
+                write = (u, 0, nb, path)
             if (pending is not None and pending.schema_text == u.schema_text
                     and pending.size + data_size <= target and len(pending.part.paths) < 256):
                 pending.part.paths.append(path)
                 pending.part.units.append((u, 0, nb))
+                if write:
+                    pending.part.pending_writes.append(write)
                 pending.part.records.append((u.ref, u.records[: u.index.n_records]))
                 pending.size += data_size
                 continue
             part = _Part([(u, 0, nb)], [path], u.survey, u.schema, u.version,
                          [(u.ref, u.records[: u.index.n_records])])
+            if write:
+                part.pending_writes.append(write)
             parts.append(part)
             pending = _Pending(part, u.schema_text, data_size)
         return parts
@@ -358,6 +366,8 @@ class _Reader:
         return con
 
     def decode(self, part):
+        for u, a, b, path in part.pending_writes:
+            _container.write_part(u.buf, u.index, a, b, path)
         mod = _SURVEYS[part.survey]
         query = mod.build_query(part.schema, part.paths, self.columns, self.cutouts)
         expected = sum(len(r) for _, r in part.records)
@@ -579,7 +589,8 @@ def _assemble(results, reader, columns):
     srcs, hists, objs, cuts, refs_l, recs_l = [], [], [], [], [], []
     offset = 0
     for sources, history, objects, cut, ref_ids, rec_ids in results:
-        history = history.assign(_alert=history["_alert"].to_numpy() + offset)
+        history = history.set_column(history.column_names.index("_alert"), "_alert",
+                                     pc.add(history.column("_alert"), offset))
         objects = objects.assign(_alert=objects["_alert"].to_numpy() + offset) if len(objects.columns) else objects
         srcs.append(sources)
         hists.append(history)
@@ -589,7 +600,9 @@ def _assemble(results, reader, columns):
         recs_l.append(rec_ids)
         offset += len(sources)
     sources = srcs[0] if len(srcs) == 1 else pd.concat(srcs, ignore_index=True, sort=False)
-    history = hists[0] if len(hists) == 1 else pd.concat(hists, ignore_index=True, sort=False)
+    history = hists[0] if len(hists) == 1 else pa.concat_tables(hists, promote_options="permissive")
+    history = history.to_pandas(split_blocks=True, self_destruct=True)
+    del hists
     objects = objs[0] if len(objs) == 1 else pd.concat([o for o in objs if len(o.columns)],
                                                           ignore_index=True, sort=False)
     ref_ids = np.concatenate(refs_l)

@@ -130,7 +130,7 @@ def _sn_flux(t, peak_mjd, peak_flux, rise=15.0, fall=30.0):
     return peak_flux * np.where(dt < 0, np.exp(-(dt / rise) ** 2), np.exp(-dt / fall))
 
 
-def simulate_packets(n_alerts=200, *, n_history=30, seed=1, version=None, cutouts=True,
+def simulate_packets(n_alerts=200, *, n_history=30, min_history=0, detect_all=False, seed=1, version=None, cutouts=True,
                      mjd=61100.0, ra_range=(150.0, 160.0), dec_range=(-35.0, -25.0)):
     """Simulate one night's alerts as Rubin alert dicts of a given schema version.
 
@@ -143,7 +143,12 @@ def simulate_packets(n_alerts=200, *, n_history=30, seed=1, version=None, cutout
     n_alerts : int
         Number of alerts (objects alert several times in the night).
     n_history : int
-        Maximum previous detections per alert.
+        Maximum previous epochs per alert.
+    min_history : int
+        Minimum previous epochs per alert.
+    detect_all : bool
+        Make every previous epoch a detection (as for the bright, long-lived
+        objects whose real alerts carry hundreds of previous detections).
     seed : int
         Random seed; the same seed gives the same packets.
     version : (int, int), optional
@@ -217,7 +222,7 @@ def simulate_packets(n_alerts=200, *, n_history=30, seed=1, version=None, cutout
             "isDipole": False, "isNegative": f < 0, "ccdVisitId": int(j // 20),
         }
         src = fill_record(src_t, names, values)
-        n_prev = int(rng.integers(0, n_history + 1))
+        n_prev = int(rng.integers(min_history, max(n_history, min_history) + 1))
         times = np.sort(t - rng.uniform(0.5, 365.0, n_prev))
         prv = []
         forced = []
@@ -228,7 +233,7 @@ def simulate_packets(n_alerts=200, *, n_history=30, seed=1, version=None, cutout
             common = {"diaObjectId": obj_id, "ra": ra, dec_key: dec, time_key: float(tp),
                       band_key: b, flux_key: fp, err_key: sp,
                       "visit": int(2026000000000 + i), "detector": 1, "ccdVisitId": i}
-            if abs(fp) > 5 * sp:
+            if detect_all or abs(fp) > 5 * sp:
                 prv.append(fill_record(fsrc_t, names, {**common, "diaSourceId": src_id - 10**6 * (i + 1),
                                                        "snr": abs(fp) / sp,
                                                        "reliability": float(rng.beta(8, 1.5))}))

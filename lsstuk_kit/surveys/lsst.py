@@ -122,6 +122,21 @@ def _frame(cols: dict) -> pd.DataFrame:
     return pa.table({canonical(k): v for k, v in cols.items()}).to_pandas()
 
 
+def _set(table: pa.Table, name: str, values) -> pa.Table:
+    """Replace or append a column of an Arrow table."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
+
+
+def _history_table(cols: dict, kind: str, parent) -> pa.Table:
+    n = len(parent)
+    t = pa.table(cols) if cols else pa.table({"_": pa.nulls(n)}).drop(["_"])
+    kinds = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([kind]))
+    t = t.append_column("kind", kinds)
+    return t.append_column("_alert", pa.array(np.asarray(parent), pa.int64()))
+
+
 def _add_mags(df: pd.DataFrame) -> None:
     if "psfFlux" in df:
         err = df["psfFluxErr"] if "psfFluxErr" in df else None
@@ -141,9 +156,9 @@ def to_frames(table: pa.Table, version: str | None):
     n = table.num_rows
     sources = _frame(_strip(table, "s:"))
     extra = _strip(table, "a:")
-    for k, v in extra.items():
-        if k not in sources:
-            sources[k] = v.to_pandas()
+    add = {k: v for k, v in extra.items() if k not in sources}
+    if add:
+        sources = pd.concat([sources, pa.table(add).to_pandas().set_axis(sources.index)], axis=1)
     if "band" in sources:
         sources["band"] = sources["band"].str.lower()
     sources["survey"] = "lsst"
@@ -184,26 +199,28 @@ def to_frames(table: pa.Table, version: str | None):
         flat = pc.list_flatten(arr)
         if len(flat) == 0:
             continue
-        parent = pc.list_parent_indices(arr).to_numpy()
-        h = _frame(dict(zip([f.name for f in flat.type], flat.flatten())))
-        h["kind"] = kind
-        h["_alert"] = parent
-        parts.append(h)
-    src_cols = list(dict.fromkeys(canonical(k) for k in _strip(table, "s:")))
-    trig = sources[src_cols].copy()
-    trig["kind"] = "detection"
-    trig["_alert"] = np.arange(n)
-    parts.append(trig)
-    history = pd.concat(parts, ignore_index=True, sort=False)
+        cols = dict(zip([canonical(f.name) for f in flat.type], flat.flatten()))
+        if kind == "upper_limit" and "diaNoise" in cols:
+            noise = cols["diaNoise"].to_numpy(zero_copy_only=False).astype(float)
+            cols["psfFluxErr"] = pa.array(noise)
+            cols["psfFlux"] = pa.nulls(len(noise), pa.float64())
+            cols["limitingMag"] = pa.array(flux_to_mag(5 * noise))
+        parts.append(_history_table(cols, kind, pc.list_parent_indices(arr)))
+    src_cols = {canonical(k): v for k, v in _strip(table, "s:").items()}
+    parts.append(_history_table(src_cols, "detection", pa.array(np.arange(n, dtype=np.int64))))
+    history = pa.concat_tables(parts, promote_options="permissive")
     if "diaObjectId" in sources:
-        history["diaObjectId"] = sources["diaObjectId"].to_numpy()[history["_alert"].to_numpy()]
-    if "band" in history:
-        history["band"] = history["band"].str.lower()
-    if "diaNoise" in history:
-        lim = history["kind"] == "upper_limit"
-        history.loc[lim, "psfFluxErr"] = history.loc[lim, "diaNoise"]
-        history.loc[lim, "limitingMag"] = flux_to_mag(5 * history.loc[lim, "diaNoise"].to_numpy())
-    _add_mags(history)
+        ids = pa.array(sources["diaObjectId"].to_numpy())
+        history = _set(history, "diaObjectId", ids.take(history.column("_alert")))
+    if "band" in history.column_names:
+        history = _set(history, "band", pc.utf8_lower(history.column("band")))
+    if "psfFlux" in history.column_names:
+        flux = history.column("psfFlux").to_numpy().astype(float)
+        if "psfFluxErr" in history.column_names:
+            mag, err = flux_to_mag(flux, history.column("psfFluxErr").to_numpy().astype(float))
+            history = _set(_set(history, "mag", pa.array(mag)), "magErr", pa.array(err))
+        else:
+            history = _set(history, "mag", pa.array(flux_to_mag(flux)))
 
     cut = {k: table.column("c:" + v) for k, v in CUTOUTS.items() if "c:" + v in table.column_names}
     return sources, history, objects, cut

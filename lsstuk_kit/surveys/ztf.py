@@ -108,10 +108,10 @@ def to_frames(table: pa.Table, version: str | None):
     cand = pa.table(_strip(table, "s:")).to_pandas()
     sources = _map_detections(cand)
     extra = _strip(table, "a:")
-    for k, v in extra.items():
-        if k == "candid":
-            continue
-        sources[k if k != "objectId" else "diaObjectId"] = v.to_pandas()
+    extra = {("diaObjectId" if k == "objectId" else k): v for k, v in extra.items() if k != "candid"}
+    extra_df = pa.table(extra).to_pandas() if extra else pd.DataFrame(index=sources.index)
+    sources = pd.concat([sources, extra_df.drop(columns=[c for c in extra_df if c in sources])
+                         .set_axis(sources.index)], axis=1)
     sources["survey"] = "ztf"
     vsn = sources["schemavsn"].astype(str) if "schemavsn" in sources else pd.Series("", index=sources.index)
     sources["schemaVersion"] = "ztf.v" + vsn.str.replace(".", "_", regex=False)
@@ -180,6 +180,7 @@ def to_frames(table: pa.Table, version: str | None):
         history.loc[miss, "mag"] = m
         history.loc[miss, "magErr"] = e
 
+    history = pa.Table.from_pandas(history, preserve_index=False)
     objects = pd.DataFrame({
         "diaObjectId": sources["diaObjectId"].to_numpy(),
         "ra": sources["ra"].to_numpy(),
