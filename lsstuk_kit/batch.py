@@ -13,7 +13,7 @@ from .cutouts import Cutouts
 
 __all__ = ["AlertBatch"]
 
-_HISTORY_KEY = ["diaObjectId", "kind", "midpointMjdTai", "band"]
+_HISTORY_KEY = ["diaObjectId", "kind", "midpointMjdTai", "band", "diaSourceId", "diaForcedSourceId"]
 
 
 @dataclass

@@ -33,6 +33,7 @@ from . import _container, _duck
 from .errors import AlertFormatError, SkippedRecord
 from .schema import identify_schema, load_rubin_schema, unpack_wire, version_from_schema_id
 from .surveys import lsst as _lsst
+from .surveys._avrotypes import arrow_to_pandas
 from .surveys import ztf as _ztf
 
 __all__ = ["read_alerts", "write_alerts", "iter_files", "DEFAULT_COLUMNS"]
@@ -452,6 +453,8 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
     bad = np.zeros(n, bool)
     checks = []
     for col in survey_required:
+        if col in ("ra", "dec") and col in sources:
+            continue  # checked with the coordinate ranges below
         if col not in sources:
             checks.append((np.ones(n, bool), col, f"required field {col!r} is missing from the record"))
         else:
@@ -461,9 +464,9 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
         dec = pd.to_numeric(sources["dec"], errors="coerce").to_numpy(float)
         with np.errstate(invalid="ignore"):
             checks.append((~np.isfinite(ra) | (ra < 0) | (ra > 360), "ra",
-                           "ra is NaN or outside [0, 360] deg"))
+                           "ra is null, NaN or outside [0, 360] deg"))
             checks.append((~np.isfinite(dec) | (dec < -90) | (dec > 90), "dec",
-                           "dec is NaN or outside [-90, 90] deg"))
+                           "dec is null, NaN or outside [-90, 90] deg"))
     for name, arr in cut.items():
         arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
         if len(arr) == 0:
@@ -591,6 +594,11 @@ def _assemble(results, reader, columns):
     for sources, history, objects, cut, ref_ids, rec_ids in results:
         history = history.set_column(history.column_names.index("_alert"), "_alert",
                                      pc.add(history.column("_alert"), offset))
+        kind = history.column("kind")
+        if not pa.types.is_dictionary(kind.type):
+            kind = pc.dictionary_encode(kind.cast(pa.string()))
+        history = history.set_column(history.column_names.index("kind"), "kind",
+                                     kind.cast(pa.dictionary(pa.int8(), pa.string())))
         objects = objects.assign(_alert=objects["_alert"].to_numpy() + offset) if len(objects.columns) else objects
         srcs.append(sources)
         hists.append(history)
@@ -599,9 +607,15 @@ def _assemble(results, reader, columns):
         refs_l.append(ref_ids)
         recs_l.append(rec_ids)
         offset += len(sources)
+    if len({s["survey"].iloc[0] for s in srcs if len(s)}) > 1:
+        # Rubin ids are integers, ZTF ids strings: a mixed batch keys objects by string
+        for s in srcs:
+            s["diaObjectId"] = s["diaObjectId"].astype(str)
     sources = srcs[0] if len(srcs) == 1 else pd.concat(srcs, ignore_index=True, sort=False)
+    if len(hists) > 1:
+        hists = _harmonise(hists)
     history = hists[0] if len(hists) == 1 else pa.concat_tables(hists, promote_options="permissive")
-    history = history.to_pandas(split_blocks=True, self_destruct=True)
+    history = arrow_to_pandas(history, split_blocks=True)
     del hists
     objects = objs[0] if len(objs) == 1 else pd.concat([o for o in objs if len(o.columns)],
                                                           ignore_index=True, sort=False)
@@ -655,6 +669,37 @@ def _assemble(results, reader, columns):
         sources=sources, history=history, objects=objects, cutouts=cut,
         ref_ids=ref_ids, rec_ids=rec_ids, refs=reader.refs, errors=reader.skipped,
     )
+
+
+def _harmonise(tables):
+    """Cast columns whose types differ between tables (beyond numeric widths) to strings."""
+    types: dict = {}
+    for t in tables:
+        for f in t.schema:
+            types.setdefault(f.name, set()).add(f.type)
+    clash = []
+    for name, ts in types.items():
+        if len(ts) < 2:
+            continue
+        if all(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t) for t in ts):
+            continue
+        if all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) for t in ts):
+            continue
+        if all(pa.types.is_dictionary(t) for t in ts):
+            continue
+        clash.append(name)
+    if not clash:
+        return tables
+    out = []
+    for t in tables:
+        for name in clash:
+            if name in t.column_names:
+                col = t.column(name)
+                if pa.types.is_dictionary(col.type):
+                    col = col.cast(col.type.value_type)
+                t = t.set_column(t.column_names.index(name), name, col.cast(pa.large_string()))
+        out.append(t)
+    return out
 
 
 def write_alerts(alerts, path, schema, *, codec="null"):

@@ -12,6 +12,7 @@ encodes the schema version in that id as ``major * 100 + minor`` (701 is 7.1).
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -83,7 +84,6 @@ def latest_schema_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-@functools.lru_cache(maxsize=None)
 def load_rubin_schema(major: int, minor: int) -> dict:
     """Load and parse one official Rubin alert schema.
 
@@ -109,6 +109,11 @@ def load_rubin_schema(major: int, minor: int) -> dict:
     >>> load_rubin_schema(7, 1)["name"]
     'lsst.v7_1.alert'
     """
+    return copy.deepcopy(_load_rubin_schema(int(major), int(minor)))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_rubin_schema(major, minor):
     if (major, minor) not in available_schema_versions():
         raise KeyError(
             f"Rubin alert schema {major}.{minor} is not shipped by the installed "

@@ -248,7 +248,8 @@ def simulate_packets(n_alerts=200, *, n_history=30, min_history=0, detect_all=Fa
             "prvDiaForcedSources": forced, "diaObject": fill_record(obj_t, names, obj_vals),
         }
         if cutouts:
-            sci, tmpl, diff, var = make_stamps(rng, f, sigma / 3.0, seeing,
+            # per-pixel noise consistent with the PSF-fit flux error
+            sci, tmpl, diff, var = make_stamps(rng, f, sigma / (np.sqrt(4 * np.pi) * seeing), seeing,
                                                host_flux=5000.0 if is_sn[k] else 0.0)
             psf = _gauss(21, seeing)
             crpix = (15.5 + rng.uniform(-0.5, 0.5), 15.5 + rng.uniform(-0.5, 0.5))

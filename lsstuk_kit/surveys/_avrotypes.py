@@ -78,3 +78,26 @@ def record_fields(t, names):
     if kind == "array":
         return record_fields(d["items"], names)
     return []
+
+
+def arrow_to_pandas(table, **kwargs):
+    """Convert an Arrow table to pandas, keeping integer columns with nulls exact.
+
+    Plain conversion turns an int64 column with nulls into float64, which
+    corrupts 64-bit alert ids (above 2**53). Such columns become pandas'
+    nullable integer dtypes instead; integer columns without nulls stay numpy.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+               pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+               pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype()}
+    with_nulls = [f.name for f in table.schema
+                  if pa.types.is_integer(f.type) and table.column(f.name).null_count]
+    if not with_nulls:
+        return table.to_pandas(**kwargs)
+    df = table.drop_columns(with_nulls).to_pandas(**kwargs)
+    extra = {name: table.column(name).to_pandas(types_mapper=mapping.get) for name in with_nulls}
+    df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
+    return df[table.column_names]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._duck import quote
-from ._avrotypes import collect_names, record_fields, resolve
+from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
 from .common import flux_to_mag
 
 #: Field names of schemas before 5.0 (and ELAsTiCC) -> current names.
@@ -119,7 +119,7 @@ def _strip(table: pa.Table, prefix: str) -> dict:
 def _frame(cols: dict) -> pd.DataFrame:
     if not cols:
         return pd.DataFrame()
-    return pa.table({canonical(k): v for k, v in cols.items()}).to_pandas()
+    return arrow_to_pandas(pa.table({canonical(k): v for k, v in cols.items()}))
 
 
 def _set(table: pa.Table, name: str, values) -> pa.Table:
@@ -158,7 +158,7 @@ def to_frames(table: pa.Table, version: str | None):
     extra = _strip(table, "a:")
     add = {k: v for k, v in extra.items() if k not in sources}
     if add:
-        sources = pd.concat([sources, pa.table(add).to_pandas().set_axis(sources.index)], axis=1)
+        sources = pd.concat([sources, arrow_to_pandas(pa.table(add)).set_axis(sources.index)], axis=1)
     if "band" in sources:
         sources["band"] = sources["band"].str.lower()
     sources["survey"] = "lsst"

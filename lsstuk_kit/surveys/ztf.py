@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._duck import quote
-from ._avrotypes import collect_names, record_fields, resolve
+from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
 from .lsst import quote_str
 from .common import AB_ZEROPOINT_NJY, mag_to_flux
 
@@ -105,11 +105,11 @@ def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
 def to_frames(table: pa.Table, version: str | None):
     """Turn one decoded ZTF part into (sources, history, objects, cutouts)."""
     n = table.num_rows
-    cand = pa.table(_strip(table, "s:")).to_pandas()
+    cand = arrow_to_pandas(pa.table(_strip(table, "s:")))
     sources = _map_detections(cand)
     extra = _strip(table, "a:")
     extra = {("diaObjectId" if k == "objectId" else k): v for k, v in extra.items() if k != "candid"}
-    extra_df = pa.table(extra).to_pandas() if extra else pd.DataFrame(index=sources.index)
+    extra_df = arrow_to_pandas(pa.table(extra)) if extra else pd.DataFrame(index=sources.index)
     sources = pd.concat([sources, extra_df.drop(columns=[c for c in extra_df if c in sources])
                          .set_axis(sources.index)], axis=1)
     sources["survey"] = "ztf"
@@ -127,7 +127,7 @@ def to_frames(table: pa.Table, version: str | None):
         arr = table.column("h:prv_candidates").combine_chunks()
         flat = pc.list_flatten(arr)
         if len(flat):
-            prv = pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))).to_pandas()
+            prv = arrow_to_pandas(pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))))
             parent = pc.list_parent_indices(arr).to_numpy()
             det = prv["candid"].notna().to_numpy() & prv["magpsf"].notna().to_numpy()
             d = _map_detections(prv[det].reset_index(drop=True))
@@ -153,7 +153,7 @@ def to_frames(table: pa.Table, version: str | None):
         arr = table.column("h:fp_hists").combine_chunks()
         flat = pc.list_flatten(arr)
         if len(flat):
-            fp = pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))).to_pandas()
+            fp = arrow_to_pandas(pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))))
             parent = pc.list_parent_indices(arr).to_numpy()
             scale = 10.0 ** ((AB_ZEROPOINT_NJY - fp["magzpsci"].to_numpy(float)) / 2.5)
             raw = fp["forcediffimflux"].to_numpy(float)
