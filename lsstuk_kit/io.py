@@ -33,8 +33,8 @@ from . import _container, _duck
 from .errors import AlertFormatError, SkippedRecord
 from .schema import identify_schema, load_rubin_schema, unpack_wire, version_from_schema_id
 from .surveys import lsst as _lsst
-from .surveys._avrotypes import arrow_to_pandas
 from .surveys import ztf as _ztf
+from .surveys._avrotypes import arrow_to_pandas
 
 __all__ = ["read_alerts", "write_alerts", "iter_files", "DEFAULT_COLUMNS"]
 
@@ -534,14 +534,12 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
     --------
     >>> from lsstuk_kit import read_alerts, sample_path
     >>> batch = read_alerts(sample_path())
-    >>> batch.sources[["ra", "dec", "band", "psfFlux"]].notna().all().all()
+    >>> bool(batch.sources[["ra", "dec", "band", "psfFlux"]].notna().all().all())
     True
     >>> small = read_alerts(sample_path(), columns=["ra", "dec", "psfFlux"])
     >>> "psfFlux" in small.history.columns
     True
     """
-    from .batch import AlertBatch
-
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
     refs = _expand(source)

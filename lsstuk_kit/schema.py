@@ -112,7 +112,7 @@ def load_rubin_schema(major: int, minor: int) -> dict:
     return copy.deepcopy(_load_rubin_schema(int(major), int(minor)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_rubin_schema(major, minor):
     if (major, minor) not in available_schema_versions():
         raise KeyError(

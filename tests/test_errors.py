@@ -60,7 +60,7 @@ def test_corrupt_record_inside_a_block(tmp_path, sim):
     from lsstuk_kit._container import index_container
 
     idx = index_container(bytes(data))
-    a, b = idx.block_start[4], idx.block_end[4]
+    a = idx.block_start[4]
     data[a + 20 : a + 60] = b"\xff" * 40
     path.write_bytes(bytes(data))
     with pytest.raises(AlertFormatError) as exc:

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 
 from .._duck import quote
 from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
-from .lsst import quote_str
 from .common import AB_ZEROPOINT_NJY, mag_to_flux
+from .lsst import quote_str
 
 FID_TO_BAND = {1: "g", 2: "r", 3: "i"}
 CUTOUTS = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}

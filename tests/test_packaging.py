@@ -1,0 +1,63 @@
+"""pyproject.toml, environment.yml and binder/environment.yml name the same packages."""
+
+from __future__ import annotations
+
+import re
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)")
+SKIP = {"python", "pip", "-e"}
+
+
+def norm(spec: str) -> str | None:
+    spec = spec.strip()
+    if spec.startswith("-e") or spec == ".":
+        return None
+    name = _NAME.match(spec).group(1).lower().replace("_", "-")
+    return None if name in SKIP else name
+
+
+def conda_names(path):
+    env = yaml.safe_load(path.read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            n = norm(item)
+            if n:
+                names.add(n)
+    return names
+
+
+def test_three_files_name_the_same_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {norm(d) for d in project["dependencies"]}
+    assert core == conda_names(ROOT / "environment.yml")
+    assert core == conda_names(ROOT / "binder" / "environment.yml")
+
+
+def test_binder_is_pinned():
+    env = yaml.safe_load((ROOT / "binder" / "environment.yml").read_text())
+    for dep in env["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            if norm(item):
+                assert re.search(r"==?\d", item), f"binder dependency {item!r} is not pinned"
+    assert "--no-deps" in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_notebooks_stored_without_outputs():
+    import json
+
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        for cell in cells:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, nb.name
