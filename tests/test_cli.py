@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import lsstuk_kit as lk
+from lsstuk_kit.cli import main
+
+
+def test_summary_of_sample(capsys):
+    assert main(["summary", str(lk.sample_path())]) == 0
+    out = capsys.readouterr().out
+    for text in ["alerts         160", "objects", "time span      MJD 61100.", "bands", "sky extent",
+                 "schemas        lsst.v11_1: 160", "skipped        0 records"]:
+        assert text in out, text
+
+
+def test_summary_reports_errors_per_file(tmp_path, capsys):
+    for f in sorted(lk.sample_path().glob("*.avro")):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "broken.avro").write_bytes(b"Obj\x01garbage")
+    assert main(["summary", str(tmp_path), "--progress"]) == 1
+    captured = capsys.readouterr()
+    assert "alerts         160" in captured.out
+    assert "broken.avro: 1 skipped" in captured.out
+    assert "decoding" in captured.err  # the progress bar
+
+
+def test_console_script_runs():
+    exe = shutil.which("lsstuk-kit") or f"{sys.executable} -m lsstuk_kit.cli"
+    res = subprocess.run(exe.split() + ["summary", "/no/such/folder"], capture_output=True, text=True)
+    assert res.returncode == 2 and "no such file" in res.stderr
