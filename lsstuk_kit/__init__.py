@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_COLUMNS",
     "SkippedRecord",
     "load_sample",
+    "load_sample_truth",
     "read_alerts",
     "sample_path",
     "write_alerts",
@@ -44,15 +45,15 @@ def sample_path() -> Path:
     Examples
     --------
     >>> from lsstuk_kit import sample_path
-    >>> sorted(p.name for p in sample_path().glob("*.avro"))[0]
-    'alerts_000.avro'
+    >>> (sample_path() / "truth.parquet").is_file()
+    True
     """
-    if any(_REPO_SAMPLE.glob("*.avro")):
+    if any(_REPO_SAMPLE.rglob("*.avro")):
         return _REPO_SAMPLE
     from .simulate.sample import write_sample
 
     cache = Path(os.environ.get("LSSTUK_KIT_CACHE", Path.home() / ".cache" / "lsstuk_kit")) / "sample"
-    if not any(cache.glob("*.avro")):
+    if not any(cache.rglob("*.avro")):
         write_sample(cache)
     return cache
 
@@ -72,4 +73,19 @@ def load_sample(**kwargs) -> AlertBatch:
     >>> batch.sources["survey"].unique().tolist()
     ['lsst']
     """
-    return read_alerts(sample_path(), **kwargs)
+    return read_alerts(sample_path() / "alerts", **kwargs)
+
+
+def load_sample_truth():
+    """The truth table of the sample night (class, real/bogus, host, redshift, true flux), by ``diaSourceId``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, load_sample_truth
+    >>> truth = load_sample_truth()
+    >>> set(load_sample().sources.index) == set(truth.index)
+    True
+    """
+    from .simulate.night import load_truth
+
+    return load_truth(sample_path())

@@ -9,6 +9,7 @@ package ``duckdb-ext-avro`` and is loaded from there; nothing is downloaded.
 from __future__ import annotations
 
 import functools
+import threading
 from importlib import resources
 
 __all__ = ["avro_extension_path", "connect", "quote"]
@@ -44,10 +45,22 @@ def avro_extension_path() -> str:
     return str(ext)
 
 
+_CONNECT_LOCK = threading.Lock()
+
+
 def connect(threads: int = 1):
-    """Open an in-memory DuckDB connection with the Avro extension loaded."""
+    """Open an in-memory DuckDB connection with the Avro extension loaded.
+
+    Connections are opened one at a time: opening them concurrently from
+    several threads has aborted the process.
+    """
     import duckdb
 
+    with _CONNECT_LOCK:
+        return _connect(duckdb, threads)
+
+
+def _connect(duckdb, threads):
     con = duckdb.connect(
         config={
             "autoinstall_known_extensions": False,

@@ -185,8 +185,8 @@ class AlertBatch:
         --------
         >>> from lsstuk_kit import load_sample
         >>> batch = load_sample()
-        >>> r = batch.query("band == 'r' and snr > 10")
-        >>> bool((r.sources["band"] == "r").all())
+        >>> r = batch.query("band == 'z' and snr > 10")
+        >>> bool((r.sources["band"] == "z").all())
         True
         """
         mask = self.sources.eval(expr, **kwargs)

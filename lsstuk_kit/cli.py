@@ -59,7 +59,41 @@ def main(argv=None) -> int:
     ps.add_argument("path", help="Avro file, folder (recursive) or glob")
     ps.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="show a progress bar (default: on for 20+ files)")
+    sim = sub.add_parser("simulate", help="simulate nights of an LSST-like survey: tables, alerts, truth")
+    sim.add_argument("--nights", type=int, default=1)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.add_argument("--fields", type=int, nargs="*", default=None,
+                     help="field ids to observe (default: every visible field)")
+    sim.add_argument("--scale", type=float, default=1.0, help="population density multiplier")
+    sim.add_argument("--alert-nights", type=int, default=None, help="only the last N nights make alerts")
+    sim.add_argument("--visits-per-night", type=int, default=None)
+    sim.add_argument("--style", choices=["atlas", "panstarrs"], default="atlas")
+    sim.add_argument("--no-cutouts", action="store_true")
+    rep = sub.add_parser("replay", help="replay per-visit alert files in time order")
+    rep.add_argument("path", help="simulation folder or folder of per-visit .avro files")
+    rep.add_argument("--speed", type=float, default=None, help="real-time factor (default: full speed)")
+    rep.add_argument("--to", default=None, help="copy each batch's files into this folder")
+    rep.add_argument("--mode", choices=["visit", "daily", "twice-daily"], default="visit")
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        from .simulate.night import simulate_to_folder
+
+        idx = simulate_to_folder(args.out, nights=args.nights, seed=args.seed, alert_nights=args.alert_nights,
+                                 progress=True, style=args.style, cutouts=not args.no_cutouts,
+                                 fields=args.fields, scale=args.scale, visits_per_night=args.visits_per_night)
+        print(f"wrote {int(idx['n_alerts'].sum())} alerts in {len(idx)} visit files to {args.out}/alerts, "
+              f"survey tables to {args.out}/tables, truth to {args.out}/truth.parquet")
+        return 0
+    if args.command == "replay":
+        from .replay import replay
+
+        total = 0
+        for rb in replay(args.path, speed=args.speed, mode=args.mode, to=args.to):
+            total += len(rb)
+            print(f"MJD {rb.mjd:.5f}  {args.mode} {rb.key}: {len(rb)} alerts ({len(rb.files)} files)")
+        print(f"replayed {total} alerts" + (f" into {args.to}" if args.to else ""))
+        return 0
     if args.command == "summary":
         try:
             return summarize(args.path, progress=args.progress)

@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
+
 import lsstuk_kit as lk
 from lsstuk_kit.cli import main
 
@@ -11,18 +13,19 @@ from lsstuk_kit.cli import main
 def test_summary_of_sample(capsys):
     assert main(["summary", str(lk.sample_path())]) == 0
     out = capsys.readouterr().out
-    for text in ["alerts         160", "objects", "time span      MJD 61100.", "bands", "sky extent",
-                 "schemas        lsst.v11_1: 160", "skipped        0 records"]:
+    n = len(pd.read_parquet(lk.sample_path() / "truth.parquet"))
+    for text in [f"alerts         {n}", "objects", "time span      MJD 61099.", "bands", "sky extent",
+                 f"schemas        lsst.v11_1: {n}", "skipped        0 records"]:
         assert text in out, text
 
 
 def test_summary_reports_errors_per_file(tmp_path, capsys):
-    for f in sorted(lk.sample_path().glob("*.avro")):
+    for f in sorted((lk.sample_path() / "alerts").glob("*.avro")):
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "broken.avro").write_bytes(b"Obj\x01garbage")
     assert main(["summary", str(tmp_path), "--progress"]) == 1
     captured = capsys.readouterr()
-    assert "alerts         160" in captured.out
+    assert f"alerts         {len(lk.load_sample())}" in captured.out
     assert "broken.avro: 1 skipped" in captured.out
     assert "decoding" in captured.err  # the progress bar
 

@@ -9,9 +9,7 @@ import fastavro
 import numpy as np
 import pytest
 
-import lsstuk_kit as lk
 from lsstuk_kit._encode import FixedBytes, ListColumn, RecordEncoder, encode_container, varint
-from lsstuk_kit.schema import load_rubin_schema
 from lsstuk_kit.surveys._avrotypes import collect_names, resolve
 
 

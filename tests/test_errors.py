@@ -30,9 +30,9 @@ def test_not_avro(tmp_path):
         lk.read_alerts(p)
     assert exc.value.file == str(p) and exc.value.record is None
     assert isinstance(exc.value, ValueError)
-    good = sorted(lk.sample_path().glob("*.avro"))[0]
+    good = sorted((lk.sample_path() / "alerts").glob("*.avro"))[0]
     batch = lk.read_alerts([p, good], errors="skip")
-    assert len(batch) == 40 and len(batch.errors) == 1
+    assert len(batch) == len(lk.read_alerts(good)) > 0 and len(batch.errors) == 1
     assert batch.errors.loc[0, "file"] == str(p)
 
 

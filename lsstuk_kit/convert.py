@@ -1,0 +1,451 @@
+"""Survey database rows -> Rubin-schema alert packets.
+
+A survey keeps detections, objects, forced photometry and exposures as
+database tables. :func:`tables_to_alerts` JOINs each detection with its object's
+earlier detections within 365 days (``prvDiaSources``), the object's forced
+photometry in the same window (``prvDiaForcedSources``) and the object summary
+as it stood at that detection (``diaObject``), and encodes alerts of the latest
+Rubin schema in ``lsst-alert-packet``, one Avro file per visit.
+
+Field mapping
+-------------
+The mapping from survey columns to Rubin fields is a plain table (``table``,
+``survey_column``, ``rubin_field``, ``scale``: Rubin value = survey value x
+scale). Copy one and edit it for your own survey::
+
+    m = mapping_table("atlas")
+    m.to_csv("my_survey_mapping.csv", index=False)
+
+=================  ======================  ==================  =====  ==================
+table              ATLAS-like column       Pan-STARRS-like     scale  Rubin field
+=================  ======================  ==================  =====  ==================
+detections         det_id                  diffDetId                  diaSourceId
+detections         atlas_object_id         objID                      diaObjectId
+detections         expname                 diffImageId                visit
+detections         mjd                     obsTime                    midpointMjdTai
+detections         filter                  filter                     band
+detections         ra, dec                 ra, dec                    ra, dec
+detections         uJy / duJy              psfFlux / psfFluxErr       psfFlux / psfFluxErr
+                                                               (ATLAS uJy x 1e3, PS Jy x 1e9 -> nJy)
+detections         snr                     psfSNR                     snr
+detections         x, y                    xPos, yPos                 x, y
+detections         rb_pix                  rbScore                    reliability
+detections         dipole                  dipoleFlag                 isDipole
+forced             fp_id ...               forcedDiffId ...           diaForcedSourceId ...
+objects            ra_avg, dec_avg         raMean, decMean            ra, dec
+exposures          mag5sig, fwhm           limitingMag, fwhm          m5, seeing
+=================  ======================  ==================  =====  ==================
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._encode import ListColumn, RecordEncoder, encode_container
+from .schema import latest_schema_version, load_rubin_schema
+from .surveys._avrotypes import collect_names
+from .surveys.common import BANDS
+
+__all__ = ["MAPPINGS", "mapping_table", "to_survey_tables", "from_survey_tables", "tables_to_alerts",
+           "HISTORY_DAYS"]
+
+HISTORY_DAYS = 365.0
+
+_ROWS = [
+    # table, atlas column, panstarrs column, rubin field, atlas scale, panstarrs scale
+    ("detections", "det_id", "diffDetId", "diaSourceId", 1, 1),
+    ("detections", "atlas_object_id", "objID", "diaObjectId", 1, 1),
+    ("detections", "expname", "diffImageId", "visit", 1, 1),
+    ("detections", "mjd", "obsTime", "midpointMjdTai", 1, 1),
+    ("detections", "filter", "filter", "band", 1, 1),
+    ("detections", "ra", "ra", "ra", 1, 1),
+    ("detections", "dec", "dec", "dec", 1, 1),
+    ("detections", "uJy", "psfFlux", "psfFlux", 1e3, 1e9),
+    ("detections", "duJy", "psfFluxErr", "psfFluxErr", 1e3, 1e9),
+    ("detections", "snr", "psfSNR", "snr", 1, 1),
+    ("detections", "x", "xPos", "x", 1, 1),
+    ("detections", "y", "yPos", "y", 1, 1),
+    ("detections", "rb_pix", "rbScore", "reliability", 1, 1),
+    ("detections", "dipole", "dipoleFlag", "isDipole", 1, 1),
+    ("forced", "fp_id", "forcedDiffId", "diaForcedSourceId", 1, 1),
+    ("forced", "atlas_object_id", "objID", "diaObjectId", 1, 1),
+    ("forced", "expname", "diffImageId", "visit", 1, 1),
+    ("forced", "mjd", "obsTime", "midpointMjdTai", 1, 1),
+    ("forced", "filter", "filter", "band", 1, 1),
+    ("forced", "ra", "ra", "ra", 1, 1),
+    ("forced", "dec", "dec", "dec", 1, 1),
+    ("forced", "uJy", "psfFlux", "psfFlux", 1e3, 1e9),
+    ("forced", "duJy", "psfFluxErr", "psfFluxErr", 1e3, 1e9),
+    ("objects", "atlas_object_id", "objID", "diaObjectId", 1, 1),
+    ("objects", "ra_avg", "raMean", "ra", 1, 1),
+    ("objects", "dec_avg", "decMean", "dec", 1, 1),
+    ("objects", "ndet", "nDetections", "nDiaSources", 1, 1),
+    ("objects", "mjd_first", "firstObsTime", "firstDiaSourceMjdTai", 1, 1),
+    ("objects", "mjd_last", "lastObsTime", "lastDiaSourceMjdTai", 1, 1),
+    ("exposures", "expname", "diffImageId", "visit", 1, 1),
+    ("exposures", "mjd", "obsTime", "midpointMjdTai", 1, 1),
+    ("exposures", "filter", "filter", "band", 1, 1),
+    ("exposures", "mag5sig", "limitingMag", "m5", 1, 1),
+    ("exposures", "fwhm", "fwhm", "seeing", 1, 1),
+    ("exposures", "ra", "raBore", "ra", 1, 1),
+    ("exposures", "dec", "decBore", "dec", 1, 1),
+    ("exposures", "field", "skycellId", "fieldId", 1, 1),
+    ("exposures", "night", "night", "night", 1, 1),
+    ("exposures", "rotation", "posAngle", "rotation", 1, 1),
+]
+
+MAPPINGS = {
+    "atlas": pd.DataFrame([(t, a, r, sa) for t, a, _, r, sa, _ in _ROWS],
+                          columns=["table", "survey_column", "rubin_field", "scale"]),
+    "panstarrs": pd.DataFrame([(t, p, r, sp) for t, _, p, r, _, sp in _ROWS],
+                              columns=["table", "survey_column", "rubin_field", "scale"]),
+}
+
+# simulator's internal names -> Rubin fields
+_INTERNAL = {
+    "detections": {"detId": "diaSourceId", "objectId": "diaObjectId", "expId": "visit",
+                   "mjd": "midpointMjdTai"},
+    "forced": {"forcedId": "diaForcedSourceId", "objectId": "diaObjectId", "expId": "visit",
+               "mjd": "midpointMjdTai"},
+    "objects": {"objectId": "diaObjectId", "nDetections": "nDiaSources", "firstMjd": "firstDiaSourceMjdTai",
+                "lastMjd": "lastDiaSourceMjdTai"},
+    "exposures": {"expId": "visit", "mjd": "midpointMjdTai"},
+}
+
+
+def mapping_table(style="atlas") -> pd.DataFrame:
+    """A copy of a survey -> Rubin field mapping (``"atlas"`` or ``"panstarrs"``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.convert import mapping_table
+    >>> m = mapping_table("atlas")
+    >>> m.query("table == 'detections' and rubin_field == 'psfFlux'")[["survey_column", "scale"]].values.tolist()
+    [['uJy', 1000.0]]
+    """
+    if isinstance(style, pd.DataFrame):
+        return style.copy()
+    try:
+        return MAPPINGS[style].copy()
+    except KeyError:
+        raise ValueError(f"unknown mapping {style!r}; known: {sorted(MAPPINGS)}") from None
+
+
+def _check_mapping(m):
+    need = {"table", "survey_column", "rubin_field", "scale"}
+    if not need <= set(m.columns):
+        raise ValueError(f"a mapping needs columns {sorted(need)}; got {list(m.columns)}")
+
+
+def to_survey_tables(tables, style="atlas") -> dict:
+    """Rename a simulation's tables to a survey's database columns (ATLAS- or Pan-STARRS-like).
+
+    Columns without a mapping row keep their names.
+    """
+    m = mapping_table(style)
+    _check_mapping(m)
+    out = {}
+    for name in ("detections", "forced", "objects", "exposures"):
+        df = getattr(tables, name).rename(columns=_INTERNAL[name]).copy()
+        rows = m[m["table"] == name]
+        for r in rows.itertuples():
+            if r.rubin_field in df.columns:
+                col = df.pop(r.rubin_field)
+                df[r.survey_column] = col / r.scale if r.scale != 1 else col
+        out[name] = df
+    return out
+
+
+def from_survey_tables(db: dict, mapping="atlas") -> dict:
+    """Rename survey database tables to Rubin fields (and units) using a mapping table."""
+    m = mapping_table(mapping)
+    _check_mapping(m)
+    out = {}
+    for name, df in db.items():
+        rows = m[m["table"] == name]
+        df = df.copy()
+        missing = [c for c in rows["survey_column"] if c not in df.columns]
+        if name in ("detections", "forced") and missing:
+            raise ValueError(f"table {name!r} lacks mapped columns {missing}")
+        for r in rows.itertuples():
+            if r.survey_column in df.columns:
+                col = df.pop(r.survey_column)
+                df[r.rubin_field] = col * r.scale if r.scale != 1 else col
+        out[name] = df
+    return out
+
+
+def _window_items(keys_sorted, group_start, alert_keys, alert_upper, days):
+    """Indices into a sorted table of rows with key in [alert - days, alert_upper)."""
+    lo = np.searchsorted(keys_sorted, alert_keys - days, side="left")
+    lo = np.maximum(lo, group_start)
+    hi = alert_upper
+    counts = np.maximum(hi - lo, 0)
+    total = int(counts.sum())
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return counts, np.arange(total) + starts
+
+
+def _history_columns(df, idx, fields):
+    return {f: df[f].to_numpy()[idx] for f in fields if f in df.columns}
+
+
+def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamps=None, visits=None,
+                     chunk=20000, codec="null", progress=False):
+    """Build Rubin alerts from survey tables; write one Avro file per visit or return them.
+
+    Parameters
+    ----------
+    db : dict of DataFrame
+        ``detections``, ``forced`` (optional), ``objects`` (optional) with the
+        survey's column names (see the mapping table).
+    out : path, optional
+        Folder for ``visit_<visit>.avro`` files (plus ``index.csv``). Without it
+        a list of ``(visit, mjd, container bytes)`` is returned.
+    mapping : str or DataFrame
+        ``"atlas"``, ``"panstarrs"`` or your own mapping table.
+    version : (int, int), optional
+        Rubin schema version (default: the latest in ``lsst-alert-packet``).
+    stamps : callable, optional
+        ``stamps(diaSource_frame) -> {"cutoutScience": FixedBytes, ...}``; without
+        it alerts carry no cutouts.
+    visits : array of int, optional
+        Only make alerts for detections on these visits (the history still uses
+        every earlier row).
+    chunk : int
+        Alerts encoded per pass.
+    codec : str
+        Avro codec of the files (``null`` or ``deflate``).
+    progress : bool
+        Progress bar over chunks.
+
+    Returns
+    -------
+    pandas.DataFrame or list
+        With ``out``: the index of files written (visit, mjd, n_alerts, file).
+    """
+    rub = from_survey_tables(db, mapping)
+    det = rub["detections"].sort_values(["midpointMjdTai", "diaSourceId"], kind="stable").reset_index(drop=True)
+    forced = rub.get("forced")
+    major, minor = version or latest_schema_version()
+    schema = load_rubin_schema(major, minor)
+    names = collect_names(schema)
+    encoder = RecordEncoder(schema, names)
+    schema_json = json.dumps(_plain(schema))
+
+    # ---- object history order: (object, time)
+    codes, uniq = pd.factorize(det["diaObjectId"], sort=True)
+    t = det["midpointMjdTai"].to_numpy(float)
+    t0 = float(t.min()) - 1.0
+    big = 1e6
+    key = codes * big + (t - t0)
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    rank = np.empty(len(det), np.int64)
+    rank[order] = np.arange(len(det))
+    gstart_sorted = np.searchsorted(key_sorted, codes[order] * big)  # first row of each object's group
+    gstart = np.empty(len(det), np.int64)
+    gstart[order] = gstart_sorted
+    det_sorted = det.iloc[order].reset_index(drop=True)
+
+    # ---- object summary as it stood at each detection (cumulative over the object's rows)
+    summary = _running_summary(det_sorted)
+    summary = summary.iloc[rank].reset_index(drop=True)
+
+    # ---- forced photometry, sorted by (object, time)
+    if forced is not None and len(forced):
+        fcode = pd.Index(uniq).get_indexer(forced["diaObjectId"])
+        fk = np.where(fcode >= 0, fcode * big + (forced["midpointMjdTai"].to_numpy(float) - t0), -1)
+        forder = np.argsort(fk, kind="stable")
+        fkey_sorted = fk[forder]
+        forced_sorted = forced.iloc[forder].reset_index(drop=True)
+    else:
+        forced_sorted = None
+
+    sel = np.arange(len(det)) if visits is None else np.flatnonzero(det["visit"].isin(np.atleast_1d(visits)))
+    src_fields = _record_field_names(schema, names, "diaSource")
+    fsrc_fields = _record_field_names(schema, names, "prvDiaForcedSources")
+    obj_fields = _record_field_names(schema, names, "diaObject")
+    results = []
+    index_rows = []
+    chunks = [sel[a:a + chunk] for a in range(0, len(sel), chunk)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="alerts", unit="chunk")
+    for part in chunks:
+        n = len(part)
+        if n == 0:
+            continue
+        d = det.iloc[part]
+        src = _source_columns(d, src_fields)
+        # previous detections: rows of the same object before this one, within 365 days
+        counts, items = _window_items(key_sorted, gstart[part], key[part], rank[part], HISTORY_DAYS)
+        prv = _source_columns(det_sorted.iloc[items], src_fields)
+        cols = {
+            "diaSourceId": d["diaSourceId"].to_numpy(np.int64),
+            "diaSource": src,
+            "prvDiaSources": ListColumn(prv, counts),
+            "diaObject": {k: v for k, v in _object_columns(summary.iloc[part], d).items() if k in obj_fields},
+        }
+        if forced_sorted is not None:
+            upper = np.searchsorted(fkey_sorted, key[part], side="left")
+            fstart = np.searchsorted(fkey_sorted, codes[part] * big, side="left")
+            fcounts, fitems = _window_items(fkey_sorted, fstart, key[part], upper, HISTORY_DAYS)
+            fcols = _forced_columns(forced_sorted.iloc[fitems], fsrc_fields)
+            cols["prvDiaForcedSources"] = ListColumn(fcols, fcounts)
+        if stamps is not None:
+            cols.update(stamps(d))
+        piece = encoder.encode(cols, n)
+        ends = np.cumsum(piece.lengths)
+        starts = ends - piece.lengths
+        vis = d["visit"].to_numpy()
+        bounds = np.flatnonzero(np.diff(vis)) + 1
+        for a, b in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [n]])):
+            sub = type(piece)(piece.flat[starts[a]:ends[b - 1]], piece.lengths[a:b])
+            data = encode_container(schema_json, sub, records_per_block=50, codec=codec,
+                                    sync=_sync(int(vis[a])))
+            mjd = float(d["midpointMjdTai"].iloc[a])
+            if out is None:
+                results.append((int(vis[a]), mjd, data))
+            else:
+                folder = Path(out)
+                folder.mkdir(parents=True, exist_ok=True)
+                name = f"visit_{int(vis[a]):015d}.avro"
+                path = folder / name
+                mode = "ab" if path.exists() and name in {r[3] for r in index_rows} else "wb"
+                if mode == "ab":
+                    raise RuntimeError(f"visit {vis[a]} split across chunks; sort detections by time")
+                with open(path, mode) as fh:
+                    fh.write(data)
+                index_rows.append((int(vis[a]), mjd, b - a, name))
+    if out is None:
+        return results
+    idx = pd.DataFrame(index_rows, columns=["visit", "mjd", "n_alerts", "file"])
+    idx.to_csv(Path(out) / "index.csv", index=False)
+    return idx
+
+
+def _sync(visit):
+    import hashlib
+
+    return hashlib.sha256(f"lsstuk_kit visit {visit}".encode()).digest()[:16]
+
+
+def _plain(schema):
+    """A JSON-serialisable copy of a parsed schema."""
+    import fastavro.schema
+
+    return json.loads(fastavro.schema.to_parsing_canonical_form(schema))
+
+
+def _record_field_names(schema, names, field_name):
+    from .surveys._avrotypes import record_fields
+
+    for f in schema["fields"]:
+        if f["name"] == field_name:
+            return {s["name"] for s in record_fields(f["type"], names)}
+    return set()
+
+
+def _source_columns(d, fields):
+    n = len(d)
+    cols = {}
+    g = d.get
+    for name in ("diaSourceId", "visit", "diaObjectId"):
+        cols[name] = d[name].to_numpy(np.int64)
+    cols["midpointMjdTai"] = d["midpointMjdTai"].to_numpy(float)
+    cols["ra"] = d["ra"].to_numpy(float)
+    cols["dec"] = d["dec"].to_numpy(float)
+    cols["band"] = d["band"].to_numpy(dtype=object)
+    cols["psfFlux"] = d["psfFlux"].to_numpy(float)
+    cols["psfFluxErr"] = d["psfFluxErr"].to_numpy(float)
+    snr = g("snr")
+    cols["snr"] = snr.to_numpy(float) if snr is not None else cols["psfFlux"] / cols["psfFluxErr"]
+    for name in ("x", "y"):
+        v = g(name)
+        cols[name] = v.to_numpy(float) if v is not None else np.zeros(n)
+    cols["detector"] = (np.abs(cols["diaSourceId"]) % 189).astype(np.int64)
+    cols["timeProcessedMjdTai"] = cols["midpointMjdTai"] + 60.0 / 86400.0
+    if g("reliability") is not None:
+        cols["reliability"] = d["reliability"].to_numpy(float)
+    if g("isDipole") is not None:
+        cols["isDipole"] = d["isDipole"].to_numpy(bool)
+    cols["isNegative"] = cols["psfFlux"] < 0
+    cols["apFlux"] = cols["psfFlux"]
+    cols["apFluxErr"] = cols["psfFluxErr"] * 1.1
+    pos_err = 0.05 / 3600.0 + np.zeros(n)
+    cols["raErr"] = pos_err
+    cols["decErr"] = pos_err
+    return {k: v for k, v in cols.items() if k in fields}
+
+
+def _forced_columns(f, fields):
+    cols = {
+        "diaForcedSourceId": f["diaForcedSourceId"].to_numpy(np.int64),
+        "diaObjectId": f["diaObjectId"].to_numpy(np.int64),
+        "ra": f["ra"].to_numpy(float), "dec": f["dec"].to_numpy(float),
+        "visit": f["visit"].to_numpy(np.int64),
+        "detector": (f["diaForcedSourceId"].to_numpy(np.int64) % 189),
+        "midpointMjdTai": f["midpointMjdTai"].to_numpy(float),
+        "band": f["band"].to_numpy(dtype=object),
+        "psfFlux": f["psfFlux"].to_numpy(float), "psfFluxErr": f["psfFluxErr"].to_numpy(float),
+        "timeProcessedMjdTai": f["midpointMjdTai"].to_numpy(float) + 60.0 / 86400.0,
+    }
+    return {k: v for k, v in cols.items() if k in fields}
+
+
+def _running_summary(ds):
+    """Cumulative object statistics along each object's time-ordered detections."""
+    g = ds.groupby("diaObjectId", sort=False)
+    out = pd.DataFrame(index=ds.index)
+    out["nDiaSources"] = g.cumcount() + 1
+    out["firstDiaSourceMjdTai"] = g["midpointMjdTai"].cummin()
+    out["lastDiaSourceMjdTai"] = ds["midpointMjdTai"]
+    n = out["nDiaSources"].to_numpy(float)
+    out["ra"] = g["ra"].cumsum().to_numpy() / n
+    out["dec"] = g["dec"].cumsum().to_numpy() / n
+    flux = ds["psfFlux"].to_numpy(float)
+    for b in BANDS:
+        m = (ds["band"].to_numpy() == b)
+        tmp = pd.DataFrame({"o": ds["diaObjectId"].to_numpy(), "f": np.where(m, flux, 0.0), "c": m.astype(float),
+                            "fmax": np.where(m, flux, -np.inf), "fmin": np.where(m, flux, np.inf)})
+        gg = tmp.groupby("o", sort=False)
+        cnt = gg["c"].cumsum().to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{b}_psfFluxMean"] = np.where(cnt > 0, gg["f"].cumsum().to_numpy() / cnt, np.nan)
+        out[f"{b}_psfFluxNdata"] = cnt.astype(np.int64)
+        out[f"{b}_psfFluxMax"] = np.where(cnt > 0, gg["fmax"].cummax().to_numpy(), np.nan)
+        out[f"{b}_psfFluxMin"] = np.where(cnt > 0, gg["fmin"].cummin().to_numpy(), np.nan)
+    return out
+
+
+def _object_columns(s, d):
+    cols = {"diaObjectId": d["diaObjectId"].to_numpy(np.int64),
+            "validityStartMjdTai": d["midpointMjdTai"].to_numpy(float)}
+    for c in s.columns:
+        v = s[c].to_numpy()
+        if c.endswith("Ndata") or c == "nDiaSources":
+            cols[c] = v.astype(np.int64)
+        elif v.dtype.kind == "f":
+            nan = np.isnan(v)
+            cols[c] = np.ma.MaskedArray(np.nan_to_num(v), nan) if nan.any() else v
+        else:
+            cols[c] = v
+    return cols
+
+
+def write_visits(results, folder):
+    """Write ``(visit, mjd, bytes)`` results from :func:`tables_to_alerts` to a folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for visit, mjd, data in results:
+        name = f"visit_{visit:015d}.avro"
+        (folder / name).write_bytes(data)
+        rows.append((visit, mjd, 0, name))
+    return pd.DataFrame(rows, columns=["visit", "mjd", "n_alerts", "file"])

@@ -1,0 +1,357 @@
+"""Simulate a survey's nights as the tables a survey database keeps.
+
+:func:`simulate_survey` runs the cadence over the population, adds noise,
+detects at 5 sigma (positive and negative differences), adds moving objects and
+bogus detections, associates detections into objects (a radius that shrinks in
+dense star fields) and measures forced photometry. The result is a
+:class:`SurveyTables` of plain DataFrames (internal Rubin-like names), which
+:func:`lsstuk_kit.convert.to_survey_tables` renames to ATLAS- or
+Pan-STARRS-like database rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .cadence import FIELD_RADIUS_DEG, PIXEL_SCALE, make_cadence
+from .population import difference_flux, make_population, stellar_density, template_flux
+
+__all__ = ["SurveyTables", "simulate_survey", "association_radius"]
+
+#: Share of each bogus type among bogus detections.
+BOGUS_MIX = {"dipole": 0.35, "cosmic_ray": 0.2, "hot_pixel": 0.1, "bad_column": 0.1,
+             "bright_star": 0.15, "edge": 0.1}
+ASSOC_RADIUS_ARCSEC = 1.0
+MIN_ASSOC_RADIUS_ARCSEC = 0.4
+PRECOVERY_DAYS = 30.0
+
+
+@dataclass
+class SurveyTables:
+    """Simulated survey database tables plus the truth behind them.
+
+    Attributes
+    ----------
+    exposures : DataFrame
+        One row per visit (``expId``, ``mjd``, ``band``, ``fieldId``, ``seeing``, ``m5``, ...).
+    detections : DataFrame
+        One row per detection on a difference image, with its ``objectId``.
+    objects : DataFrame
+        One row per associated object.
+    forced : DataFrame
+        Forced photometry of each object on every visit of its field from
+        30 days before its first detection.
+    truth : DataFrame
+        Per detection: ``cls``, ``subtype``, ``isReal``, ``bogusType``, ``hostId``,
+        ``z``, ``trueFlux``, ``truthId``.
+    population : DataFrame
+        The simulated objects and their light-curve parameters.
+    hosts : DataFrame
+        Host galaxies.
+    fields : DataFrame
+        The fields observed, with their association radius.
+    """
+
+    exposures: pd.DataFrame
+    detections: pd.DataFrame
+    objects: pd.DataFrame
+    forced: pd.DataFrame
+    truth: pd.DataFrame
+    population: pd.DataFrame
+    hosts: pd.DataFrame
+    fields: pd.DataFrame
+    seed: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+def association_radius(density):
+    """Association radius (arcsec) for a relative stellar density.
+
+    1 arcsec at high galactic latitude, shrinking as 1/sqrt(density) toward the
+    plane (so that chance coincidences stay rare), never below 0.4 arcsec.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.simulate.survey import association_radius
+    >>> association_radius([1.0, 4.0, 100.0]).round(2).tolist()
+    [1.0, 0.5, 0.4]
+    """
+    d = np.asarray(density, float)
+    return np.clip(ASSOC_RADIUS_ARCSEC / np.sqrt(np.maximum(d, 1.0)), MIN_ASSOC_RADIUS_ARCSEC, ASSOC_RADIUS_ARCSEC)
+
+
+def _radec_to_xy(ra, dec, ra0, dec0):
+    """Pixel position on a 4000x4000 detector centred on the field (tangent plane)."""
+    dx = ((ra - ra0 + 180) % 360 - 180) * np.cos(np.radians(dec0)) * 3600 / PIXEL_SCALE
+    dy = (dec - dec0) * 3600 / PIXEL_SCALE
+    return 2000 + dx / 6.3, 2000 + dy / 6.3  # 189 detectors: fold onto one 4k chip
+
+
+def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1.0,
+                    bogus_fraction=0.15, visits_per_night=None, revisit_nights=3, asteroids_per_visit=3.0,
+                    progress=False) -> SurveyTables:
+    """Simulate ``nights`` of an LSST-like survey.
+
+    Parameters
+    ----------
+    nights : int
+        Number of nights.
+    seed : int
+        Random seed (the same seed gives the same tables).
+    start_mjd : float
+        First night.
+    fields : list of int, optional
+        Observe only these fields (default: the whole southern sky, as visible).
+    scale : float
+        Population density multiplier.
+    bogus_fraction : float
+        Fraction of all detections that are bogus.
+    visits_per_night : int, optional
+        Cap on visits per night.
+    revisit_nights : int
+        Mean gap between nights a field is observed.
+    asteroids_per_visit : float
+        Mean number of detectable asteroids per visit near the ecliptic (a tenth elsewhere).
+    progress : bool
+        Show a progress bar over fields.
+
+    Returns
+    -------
+    SurveyTables
+    """
+    rng = np.random.default_rng(seed)
+    exp = make_cadence(nights, seed=seed, start_mjd=start_mjd, fields=fields,
+                       visits_per_night=visits_per_night, revisit_nights=revisit_nights)
+    flds = exp.groupby("fieldId")[["ra", "dec"]].first().reset_index()
+    flds["density"] = stellar_density(flds["ra"].to_numpy(), flds["dec"].to_numpy())
+    flds["assocRadius"] = association_radius(flds["density"].to_numpy())
+    pop, hosts = make_population(flds, seed=seed + 1, scale=scale,
+                                 mjd_range=(start_mjd - 60.0, start_mjd + nights + 20.0),
+                                 radius_deg=FIELD_RADIUS_DEG)
+    det_parts, forced_src = [], {}
+    groups = list(exp.groupby("fieldId", sort=True))
+    if progress:
+        from tqdm.auto import tqdm
+
+        groups = tqdm(groups, desc="fields", unit="field")
+    for fid, e in groups:
+        e = e.sort_values("mjd")
+        o = pop[pop["fieldId"] == fid]
+        if len(o):
+            flux = difference_flux(o, e["mjd"].to_numpy(), e["band"].to_numpy(), rng)
+            forced_src[fid] = (o.index.to_numpy(), e.index.to_numpy(), flux)
+            sigma = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
+            # noise: sky (from m5) plus the source's own shot noise, small at these fluxes
+            tf = template_flux(o, e["band"].to_numpy())
+            err = np.sqrt(sigma[None, :] ** 2 + 0.02 * np.abs(flux + tf) * sigma[None, :])
+            obs = flux + rng.standard_normal(flux.shape) * err
+            oi, ei = np.nonzero(np.abs(obs) >= 5 * err)
+            if len(oi):
+                rows = o.iloc[oi]
+                ee = e.iloc[ei]
+                snr = obs[oi, ei] / err[oi, ei]
+                pos_err = ee["seeing"].to_numpy() / np.abs(snr) / 2.0 / 3600.0
+                det_parts.append(pd.DataFrame({
+                    "expId": ee["expId"].to_numpy(), "fieldId": fid,
+                    "ra": (rows["ra"].to_numpy() + rng.normal(0, 1, len(oi)) * pos_err
+                           / np.cos(np.radians(rows["dec"].to_numpy()))) % 360,
+                    "dec": rows["dec"].to_numpy() + rng.normal(0, 1, len(oi)) * pos_err,
+                    "psfFlux": obs[oi, ei], "psfFluxErr": err[oi, ei],
+                    "truthId": rows["truthId"].to_numpy(), "cls": rows["cls"].to_numpy(),
+                    "subtype": rows["subtype"].to_numpy(), "hostId": rows["hostId"].to_numpy(),
+                    "z": rows["z"].to_numpy(), "trueFlux": flux[oi, ei],
+                    "templateFlux": tf[oi, ei], "bogusType": "",
+                }))
+        # moving objects: each asteroid seen in both visits of a pair, moving ~0.1-1 deg/day
+        for _night, en in e.groupby("night"):
+            dec0 = float(en["dec"].iloc[0])
+            ra0 = float(en["ra"].iloc[0])
+            ecl_lat = _ecliptic_lat(ra0, dec0)
+            lam = asteroids_per_visit * (1.0 if abs(ecl_lat) < 20 else 0.1) * scale
+            k = rng.poisson(lam)
+            if k == 0:
+                continue
+            ra_a, dec_a = _circle(rng, ra0, dec0, FIELD_RADIUS_DEG * 0.9, k)
+            rate = rng.uniform(0.1, 1.0, k)
+            ang = rng.uniform(0, 2 * np.pi, k)
+            mag = rng.uniform(19.0, 23.5, k)
+            t_first = float(en["mjd"].iloc[0])
+            ids = -(rng.integers(1, 2**40, k))
+            for _, visit in en.iterrows():
+                dt = visit["mjd"] - t_first
+                ra_v = (ra_a + rate * dt * np.cos(ang) / np.cos(np.radians(dec_a))) % 360
+                dec_v = dec_a + rate * dt * np.sin(ang)
+                sig = 10 ** ((31.4 - visit["m5"]) / 2.5) / 5.0
+                f = 10 ** ((31.4 - mag) / 2.5)
+                obs = f + rng.normal(0, sig, k)
+                seen = obs >= 5 * sig
+                if not seen.any():
+                    continue
+                det_parts.append(pd.DataFrame({
+                    "expId": visit["expId"], "fieldId": fid, "ra": ra_v[seen], "dec": dec_v[seen],
+                    "psfFlux": obs[seen], "psfFluxErr": sig, "truthId": ids[seen], "cls": "SSO",
+                    "subtype": "asteroid", "hostId": -1, "z": np.nan, "trueFlux": f[seen],
+                    "templateFlux": 0.0, "bogusType": "",
+                }))
+    if not det_parts:
+        raise ValueError("no detections: add nights, fields or raise `scale`")
+    det = pd.concat(det_parts, ignore_index=True)
+    det = _add_bogus(det, exp, rng, bogus_fraction)
+    det = det.merge(exp[["expId", "mjd", "band", "seeing", "m5", "rotation", "night"]], on="expId", how="left")
+    det = det.sort_values(["mjd", "ra"], kind="stable").reset_index(drop=True)
+    n = len(det)
+    det.insert(0, "detId", (np.int64(start_mjd) * 10**9 + np.arange(n)).astype(np.int64))
+    det["snr"] = det["psfFlux"] / det["psfFluxErr"]
+    fc = flds.set_index("fieldId").loc[det["fieldId"].to_numpy()]
+    det["x"], det["y"] = _radec_to_xy(det["ra"].to_numpy(), det["dec"].to_numpy(),
+                                      fc["ra"].to_numpy(), fc["dec"].to_numpy())
+    real = det["bogusType"].to_numpy() == ""
+    snr_term = np.clip((np.abs(det["snr"].to_numpy()) - 5) / 20, 0, 1)
+    det["reliability"] = np.where(real, rng.beta(6 + 4 * snr_term, 1.5), rng.beta(1.5, 5 + 0 * snr_term))
+    det["isDipole"] = det["bogusType"].to_numpy() == "dipole"
+    det["isReal"] = real
+    det["objectId"] = _associate(det, flds)
+    objects = _objects(det, start_mjd)
+    forced = _forced(objects, det, exp, pop, forced_src, rng)
+    truth_cols = ["detId", "objectId", "truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
+                  "trueFlux", "templateFlux"]
+    truth = det[truth_cols].copy()
+    detections = det.drop(columns=["truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
+                                   "trueFlux"])
+    return SurveyTables(exposures=exp, detections=detections, objects=objects, forced=forced, truth=truth,
+                        population=pop, hosts=hosts, fields=flds, seed=seed,
+                        meta={"nights": nights, "start_mjd": start_mjd, "bogus_fraction": bogus_fraction,
+                              "scale": scale})
+
+
+def _ecliptic_lat(ra, dec):
+    eps = np.radians(23.44)
+    r, d = np.radians(ra), np.radians(dec)
+    return np.degrees(np.arcsin(np.sin(d) * np.cos(eps) - np.cos(d) * np.sin(eps) * np.sin(r)))
+
+
+def _circle(rng, ra0, dec0, radius, n):
+    r = radius * np.sqrt(rng.random(n))
+    phi = rng.uniform(0, 2 * np.pi, n)
+    dec = np.clip(dec0 + r * np.sin(phi), -89.99, 89.99)
+    return (ra0 + r * np.cos(phi) / np.cos(np.radians(dec))) % 360, dec
+
+
+def _add_bogus(det, exp, rng, fraction):
+    """Add bogus detections: per visit, about fraction / (1 - fraction) per real one."""
+    if fraction <= 0:
+        return det
+    real_per_exp = det.groupby("expId").size().reindex(exp["expId"], fill_value=0).to_numpy()
+    lam = np.maximum(real_per_exp, 1) * fraction / (1 - fraction)
+    k = rng.poisson(lam)
+    total = int(k.sum())
+    if total == 0:
+        return det
+    e = exp.loc[np.repeat(exp.index.to_numpy(), k)]
+    types = rng.choice(list(BOGUS_MIX), total, p=list(BOGUS_MIX.values()))
+    ra, dec = _circle(rng, e["ra"].to_numpy()[:, None].ravel(), e["dec"].to_numpy(), FIELD_RADIUS_DEG * 0.95, total)
+    # bright-star residuals recur at the same stars: a few per field
+    bright = types == "bright_star"
+    if bright.any():
+        fid = e["fieldId"].to_numpy()[bright]
+        star = rng.integers(0, 4, bright.sum())
+        srng = np.random.default_rng(fid * 7 + star)  # the same stars every visit
+        sra = (e["ra"].to_numpy()[bright] + (srng.random(bright.sum()) - 0.5) * 2.5
+               / np.cos(np.radians(e["dec"].to_numpy()[bright]))) % 360
+        sdec = e["dec"].to_numpy()[bright] + (np.random.default_rng(fid * 13 + star).random(bright.sum()) - 0.5) * 2.5
+        ra[bright] = sra + rng.normal(0, 0.1 / 3600, bright.sum())
+        dec[bright] = sdec + rng.normal(0, 0.1 / 3600, bright.sum())
+    sig = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
+    snr = 5.0 + rng.exponential(6.0, total)
+    sign = np.where((types == "dipole") | (types == "bad_column") | (types == "edge"),
+                    np.where(rng.random(total) < 0.5, 1.0, -1.0), 1.0)
+    sign = np.where(types == "bright_star", np.where(rng.random(total) < 0.6, 1.0, -1.0), sign)
+    ids = -(10**12 + rng.integers(1, 2**40, total))
+    bogus = pd.DataFrame({
+        "expId": e["expId"].to_numpy(), "fieldId": e["fieldId"].to_numpy(), "ra": ra, "dec": dec,
+        "psfFlux": sign * snr * sig, "psfFluxErr": sig, "truthId": ids, "cls": "bogus", "subtype": types,
+        "hostId": -1, "z": np.nan, "trueFlux": 0.0, "templateFlux": 0.0, "bogusType": types,
+    })
+    return pd.concat([det, bogus], ignore_index=True)
+
+
+def _associate(det, flds):
+    """Friends-of-friends association per field within the field's radius."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    object_id = np.empty(len(det), np.int64)
+    next_id = 1
+    radius = flds.set_index("fieldId")["assocRadius"]
+    order = np.argsort(det["mjd"].to_numpy(), kind="stable")
+    for fid, idx in det.groupby("fieldId").indices.items():
+        idx = np.asarray(idx)
+        ra = np.radians(det["ra"].to_numpy()[idx])
+        dec = np.radians(det["dec"].to_numpy()[idx])
+        xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+        r = 2 * np.sin(np.radians(radius[fid] / 3600.0) / 2)
+        pairs = cKDTree(xyz).query_pairs(r, output_type="ndarray")
+        n = len(idx)
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) \
+            else coo_matrix((n, n))
+        _, labels = connected_components(graph, directed=False)
+        # number objects in order of their first detection
+        first = np.full(labels.max() + 1, np.inf)
+        np.minimum.at(first, labels, det["mjd"].to_numpy()[idx])
+        rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")
+        object_id[idx] = next_id + rank[labels]
+        next_id += labels.max() + 1
+    del order
+    return object_id + 10**15
+
+
+def _objects(det, start_mjd):
+    g = det.groupby("objectId", sort=True)
+    obj = pd.DataFrame({
+        "ra": g["ra"].mean(), "dec": g["dec"].mean(), "nDetections": g.size(),
+        "firstMjd": g["mjd"].min(), "lastMjd": g["mjd"].max(), "fieldId": g["fieldId"].first(),
+    }).reset_index()
+    return obj
+
+
+def _forced(objects, det, exp, pop, forced_src, rng):
+    """Forced photometry at each object's position on every visit of its field from 30 d before."""
+    first_truth = det.sort_values("mjd").groupby("objectId")["truthId"].first()
+    parts = []
+    exp_by_field = {fid: e.sort_values("mjd") for fid, e in exp.groupby("fieldId")}
+    pop_row = pd.Series(np.arange(len(pop)), index=pop["truthId"].to_numpy())
+    for fid, objs in objects.groupby("fieldId"):
+        e = exp_by_field[fid]
+        t = e["mjd"].to_numpy()
+        sigma = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
+        start = objs["firstMjd"].to_numpy() - PRECOVERY_DAYS
+        ok = t[None, :] >= start[:, None]
+        oi, ei = np.nonzero(ok)
+        if not len(oi):
+            continue
+        true = np.zeros(len(oi))
+        if fid in forced_src:
+            pidx, eidx, flux = forced_src[fid]
+            truth = first_truth.reindex(objs["objectId"].to_numpy()).to_numpy()
+            prow = pop_row.reindex(truth).to_numpy()  # NaN for bogus / asteroids
+            local = pd.Series(np.arange(len(pidx)), index=pidx)
+            has = ~np.isnan(prow)
+            li = np.full(len(objs), -1)
+            li[has] = local.reindex(prow[has].astype(int)).fillna(-1).to_numpy().astype(int)
+            col = pd.Series(np.arange(len(eidx)), index=eidx).reindex(e.index.to_numpy()).to_numpy()
+            sel = li[oi] >= 0
+            true[sel] = flux[li[oi][sel], col[ei][sel].astype(int)]
+        err = sigma[ei]
+        parts.append(pd.DataFrame({
+            "objectId": objs["objectId"].to_numpy()[oi], "expId": e["expId"].to_numpy()[ei],
+            "mjd": t[ei], "band": e["band"].to_numpy()[ei],
+            "ra": objs["ra"].to_numpy()[oi], "dec": objs["dec"].to_numpy()[oi],
+            "psfFlux": true + rng.standard_normal(len(oi)) * err, "psfFluxErr": err,
+        }))
+    forced = pd.concat(parts, ignore_index=True).sort_values(["objectId", "mjd"], kind="stable")
+    forced.insert(0, "forcedId", (5 * 10**17 + np.arange(len(forced))).astype(np.int64))
+    return forced.reset_index(drop=True)
