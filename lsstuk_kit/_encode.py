@@ -30,6 +30,9 @@ from .surveys._avrotypes import collect_names, resolve
 __all__ = ["FixedBytes", "ListColumn", "RecordEncoder", "encode_container"]
 
 
+_WIDE = 256
+
+
 @dataclass
 class FixedBytes:
     """Equal-length byte strings as an ``(n, width)`` uint8 matrix; ``valid`` marks non-null rows."""
@@ -89,23 +92,32 @@ def varint(values) -> _Piece:
     for k in range(10):
         part = ((z >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
         mat[:, k] = part | np.where(k < nbytes - 1, 0x80, 0).astype(np.uint8)
+    if n and (nbytes == nbytes[0]).all():
+        w = int(nbytes[0])
+        return _Piece(np.ascontiguousarray(mat[:, :w]).reshape(-1), nbytes, w)
     mask = np.arange(10)[None, :] < nbytes[:, None]
-    if (nbytes == 1).all():
-        return _Piece(mat[:, 0].copy(), nbytes, 1)
     return _Piece(mat[mask], nbytes)
 
 
 def interleave(pieces, n) -> _Piece:
     """Concatenate pieces row by row: row i = piece0[i] + piece1[i] + ..."""
-    # merge runs of fixed-width pieces into one matrix first
-    merged = []
+    # merge runs of narrow fixed-width pieces into one matrix first (one hstack per run)
+    merged, run = [], []
+
+    def flush():
+        if len(run) == 1:
+            merged.append(run[0])
+        elif run:
+            merged.append(_fixed(np.hstack([q.flat.reshape(n, q.width) for q in run])))
+        run.clear()
+
     for p in pieces:
-        if p.width is not None and merged and merged[-1].width is not None:
-            last = merged[-1]
-            mat = np.hstack([last.flat.reshape(n, last.width), p.flat.reshape(n, p.width)])
-            merged[-1] = _fixed(mat)
+        if p.width is not None and p.width < _WIDE:
+            run.append(p)
         else:
+            flush()
             merged.append(p)
+    flush()
     if len(merged) == 1:
         return merged[0]
     lengths = np.stack([p.lengths for p in merged], axis=1)
@@ -114,7 +126,13 @@ def interleave(pieces, n) -> _Piece:
     field_start = row_start[:, None] + np.cumsum(lengths, axis=1) - lengths
     out = np.empty(int(row_len.sum()), np.uint8)
     for j, p in enumerate(merged):
-        if p.width is not None:
+        if p.width is not None and p.width >= _WIDE:
+            # large equal-size blobs (cutout FITS): one memcpy per record; a vectorised
+            # scatter would need an index per byte (n x ~80 kB)
+            mat = p.flat.reshape(n, p.width)
+            for r, d0 in enumerate(field_start[:, j].tolist()):
+                out[d0:d0 + p.width] = mat[r]
+        elif p.width is not None:
             if p.width:
                 idx = field_start[:, j, None] + np.arange(p.width)
                 out[idx.reshape(-1)] = p.flat
@@ -154,9 +172,10 @@ def _bytes(values, n) -> tuple[_Piece, np.ndarray]:
     if isinstance(values, FixedBytes):
         data = np.asarray(values.data, np.uint8)
         head = varint(np.full(n, data.shape[1]))
-        piece = interleave([head, _fixed(data)], n)
         valid = np.ones(n, bool) if values.valid is None else np.asarray(values.valid, bool)
-        return piece, valid
+        if valid.all():
+            return [head, _fixed(data)], valid  # kept apart: the wide part is copied once
+        return interleave([head, _fixed(data)], n), valid
     valid = np.array([v is not None for v in values])
     items = [v if v is not None else b"" for v in values]
     lens = np.fromiter((len(b) for b in items), np.int64, count=n)
@@ -209,18 +228,21 @@ class RecordEncoder:
         vi = non_null[0]
         if value is None:
             if null_idx is None:
-                return [self._value(branches[vi], _zero_of(branches[vi], self.names, n), n)[0]]
+                piece = self._value(branches[vi], _zero_of(branches[vi], self.names, n), n)[0]
+                return piece if isinstance(piece, list) else [piece]
             return [_const(varint([null_idx]).flat, n)]
         piece, valid = self._value(branches[vi], value, n)
         if not isinstance(t, list):
             if not valid.all():
                 raise ValueError(f"field {f['name']!r} is not nullable but has nulls")
-            return [piece]
+            return piece if isinstance(piece, list) else [piece]
         if valid.all():
-            return [_const(varint([vi]).flat, n), piece]
+            return [_const(varint([vi]).flat, n), *(piece if isinstance(piece, list) else [piece])]
         if null_idx is None:
             raise ValueError(f"field {f['name']!r} is not nullable but has nulls")
         idx = varint(np.where(valid, vi, null_idx))
+        if isinstance(piece, list):
+            piece = interleave(piece, n)
         return [idx, _select(piece, valid)]
 
     def _value(self, t, value, n):

@@ -272,7 +272,12 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
     obj_fields = _record_field_names(schema, names, "diaObject")
     results = []
     index_rows = []
-    chunks = [sel[a:a + chunk] for a in range(0, len(sel), chunk)]
+    # chunks of about `chunk` alerts, cut only between visits (one file per visit)
+    vis_sel = det["visit"].to_numpy()[sel]
+    change = np.flatnonzero(np.diff(vis_sel)) + 1
+    cuts = np.unique(change[np.searchsorted(change, np.arange(chunk, len(sel), chunk))
+                            .clip(0, max(len(change) - 1, 0))]) if len(change) else np.array([], int)
+    chunks = np.split(sel, cuts)
     if progress:
         from tqdm.auto import tqdm
 

@@ -122,5 +122,6 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
     sigma_psf = exp["seeing"].to_numpy() / PIXEL_SCALE / 2.3548
     flux5 = 10 ** ((31.4 - exp["m5"].to_numpy()) / 2.5)
     exp["skySigma"] = flux5 / 5.0 / (np.sqrt(4 * np.pi) * sigma_psf)
+    exp["band"] = exp["band"].astype(pd.CategoricalDtype(list(DEPTH)))
     exp.insert(0, "expId", (np.int64(start_mjd) * 10**5 + np.arange(len(exp))).astype(np.int64))
     return exp

@@ -32,7 +32,8 @@ import pandas as pd
 
 from ..surveys.common import BANDS
 
-__all__ = ["make_population", "difference_flux", "template_flux", "stellar_density"]
+__all__ = ["make_population", "difference_flux", "difference_flux_pairs", "template_flux", "template_flux_pairs",
+           "stellar_density"]
 
 BAND_IDX = {b: i for i, b in enumerate(BANDS)}
 # per-band colour (mag relative to the reference band) and crude K-term (mag per unit z)
@@ -123,18 +124,16 @@ def make_population(fields: pd.DataFrame, *, seed=0, scale=1.0, mjd_range=(61000
     """
     rng = np.random.default_rng(seed)
     dens = stellar_density(fields["ra"].to_numpy(), fields["dec"].to_numpy())
-    rows = []
-    for (_, f), d in zip(fields.iterrows(), dens):
-        for sub, rate in RATES.items():
-            lam = rate * scale * (d if sub in STELLAR else 1.0)
-            n = rng.poisson(lam)
-            if n == 0:
-                continue
-            ra, dec = _in_circle(rng, f["ra"], f["dec"], radius_deg, n)
-            rows.append(pd.DataFrame({"subtype": sub, "fieldId": int(f["fieldId"]), "ra": ra, "dec": dec}))
-    if not rows:
+    subs = np.array(list(RATES))
+    stellar = np.isin(subs, list(STELLAR))
+    lam = scale * np.array(list(RATES.values()))[None, :] * np.where(stellar[None, :], dens[:, None], 1.0)
+    counts = rng.poisson(lam).ravel()
+    if counts.sum() == 0:
         raise ValueError("empty population: raise `scale` or observe more fields")
-    obj = pd.concat(rows, ignore_index=True)
+    fi = np.repeat(np.repeat(np.arange(len(fields)), len(subs)), counts)
+    si = np.repeat(np.tile(np.arange(len(subs)), len(fields)), counts)
+    ra, dec = _in_circle(rng, fields["ra"].to_numpy()[fi], fields["dec"].to_numpy()[fi], radius_deg, len(fi))
+    obj = pd.DataFrame({"subtype": subs[si], "fieldId": fields["fieldId"].to_numpy()[fi], "ra": ra, "dec": dec})
     n = len(obj)
     obj.insert(0, "truthId", np.arange(n, dtype=np.int64) + 1)
     obj.insert(1, "cls", obj["subtype"].map(CLASS_OF))
@@ -211,7 +210,18 @@ def make_population(fields: pd.DataFrame, *, seed=0, scale=1.0, mjd_range=(61000
     obj.loc[has_host, "hostOffsetArcsec"] = offset
     obj["distmod"] = np.nan
     obj.loc[has_host, "distmod"] = _cosmo(hz, "distmod")
+    # categorical labels: fast to subset (Arrow-backed strings are slow to take per field)
+    obj["cls"] = obj["cls"].astype("category")
+    obj["subtype"] = obj["subtype"].astype("category")
     return obj, hosts
+
+
+def template_flux_pairs(obj: pd.DataFrame, oi, b) -> np.ndarray:
+    """Template flux (nJy) for (object, band index) pairs (host excluded)."""
+    sub = obj["subtype"].to_numpy(dtype=object)[oi]
+    mag0 = obj["mag0"].to_numpy(float)[oi]
+    colour = np.where(sub == "Mdwarf", _MDWARF_COLOUR[b], np.where(sub == "dwarfnova", _CV_COLOUR[b], 0.0))
+    return np.where(np.isnan(mag0), 0.0, mag_to_njy(np.nan_to_num(mag0, nan=40) + colour))
 
 
 def template_flux(obj: pd.DataFrame, bands) -> np.ndarray:
@@ -228,102 +238,119 @@ def template_flux(obj: pd.DataFrame, bands) -> np.ndarray:
 def difference_flux(obj: pd.DataFrame, mjd, bands, rng) -> np.ndarray:
     """True difference-image flux of each object at each epoch, nJy (n_obj x n_epoch).
 
-    ``mjd`` and ``bands`` are the epochs (sorted by time); ``rng`` draws the
-    stochastic parts (AGN random walks, flare times).
+    ``mjd`` and ``bands`` are the epochs; ``rng`` draws the stochastic parts
+    (AGN random walks, flare times).
     """
-    t = np.asarray(mjd, float)[None, :]
-    b = np.array([BAND_IDX[x] for x in bands])
-    n, m = len(obj), t.shape[1]
-    sub = obj["subtype"].to_numpy()
-    out = np.zeros((n, m))
+    n, m = len(obj), len(mjd)
+    oi = np.repeat(np.arange(n), m)
+    t = np.tile(np.asarray(mjd, float), n)
+    b = np.tile(np.array([BAND_IDX[x] for x in bands]), n)
+    return difference_flux_pairs(obj, oi, t, b, rng).reshape(n, m)
 
+
+def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
+    """True difference flux (nJy) for (object, epoch) pairs: object row ``oi``, time ``t``, band index ``b``."""
+    oi = np.asarray(oi, np.int64)
+    t = np.asarray(t, float)
+    b = np.asarray(b, np.int64)
+    out = np.zeros(len(oi))
+    sub_all = obj["subtype"].to_numpy(dtype=object)
+    sub = sub_all[oi]
+    col = {c: obj[c].to_numpy(dtype=float)[oi] for c in ("z", "peakMjd", "riseDays", "fallDays", "absMag",
+                                                            "distmod", "mag0", "period", "phase", "amp")}
     # supernovae
-    sn = obj["cls"].to_numpy() == "SN"
+    sn = np.isin(sub, ["Ia", "IIP", "Ibc", "IIn"])
     if sn.any():
-        o = obj[sn]
-        z = o["z"].to_numpy()[:, None]
-        dt = (t - o["peakMjd"].to_numpy()[:, None]) / (1 + z)
-        rise = o["riseDays"].to_numpy()[:, None]
-        fall = o["fallDays"].to_numpy()[:, None]
-        st = o["subtype"].to_numpy()[:, None]
+        z = col["z"][sn]
+        dt = (t[sn] - col["peakMjd"][sn]) / (1 + z)
+        rise, fall = col["riseDays"][sn], col["fallDays"][sn]
+        st = sub[sn]
         ia = st == "Ia"
-        fall_b = np.where(ia, fall * _IA_DECLINE[b][None, :], fall)
+        bb = b[sn]
+        fall_b = np.where(ia, fall * _IA_DECLINE[bb], fall)
         shape_rise = np.exp(-((dt / (rise / 2.0)) ** 2))
-        shape_fall = np.exp(-dt / fall_b)
+        shape_fall = np.exp(-np.maximum(dt, 0) / fall_b)
         plateau = (st == "IIP") & (dt > 0)
         shape_iip = np.where(dt < 100, 10 ** (-0.4 * 0.008 * dt), 10 ** (-0.4 * (0.8 + 0.02 * (dt - 100))))
         shape = np.where(dt < 0, shape_rise, np.where(plateau, shape_iip, shape_fall))
         shape = np.where(dt < -3 * rise, 0.0, shape)
-        colour = np.where(ia, _IA_COLOUR[b][None, :] + _IA_KTERM[b][None, :] * z, _CC_COLOUR[b][None, :])
-        peak_mag = o["absMag"].to_numpy()[:, None] + o["distmod"].to_numpy()[:, None] + colour
-        out[sn] = mag_to_njy(peak_mag) * shape
-
-    # AGN: damped random walk in magnitude, evaluated along the (sorted) epochs
+        colour = np.where(ia, _IA_COLOUR[bb] + _IA_KTERM[bb] * z, _CC_COLOUR[bb])
+        out[sn] = mag_to_njy(col["absMag"][sn] + col["distmod"][sn] + colour) * shape
+    # AGN: damped random walk in magnitude along each object's time-ordered epochs
     agn = sub == "AGN"
     if agn.any():
-        o = obj[agn]
-        tau = o["tau"].to_numpy()
-        sig = o["sigma"].to_numpy()
-        x = rng.normal(0, sig)
-        dm = np.empty((len(o), m))
-        prev = t[0, 0]
-        for j in range(m):
-            a = np.exp(-(t[0, j] - prev) / tau)
-            x = x * a + sig * np.sqrt(1 - a * a) * rng.normal(0, 1, len(o))
-            dm[:, j] = x
-            prev = t[0, j]
-        base = mag_to_njy(o["mag0"].to_numpy()[:, None] + _CC_COLOUR[b][None, :])
-        out[agn] = base * (10 ** (-0.4 * dm) - 1)
-
+        idx = np.flatnonzero(agn)
+        order = idx[np.lexsort((t[idx], oi[idx]))]
+        obj_of = oi[order]
+        first = np.r_[True, obj_of[1:] != obj_of[:-1]]
+        rank = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        tau_all = obj["tau"].to_numpy(float)
+        sig_all = obj["sigma"].to_numpy(float)
+        x = {}
+        state = np.zeros(len(obj))
+        prev = np.zeros(len(obj))
+        dm = np.empty(len(order))
+        for k in range(int(rank.max()) + 1):
+            sel = np.flatnonzero(rank == k)
+            o = obj_of[sel]
+            tt = t[order[sel]]
+            if k == 0:
+                state[o] = rng.normal(0, sig_all[o])
+            else:
+                a = np.exp(-(tt - prev[o]) / tau_all[o])
+                state[o] = state[o] * a + sig_all[o] * np.sqrt(1 - a * a) * rng.normal(0, 1, len(o))
+            prev[o] = tt
+            dm[sel] = state[o]
+        del x
+        base = mag_to_njy(col["mag0"][order] + _CC_COLOUR[b[order]])
+        out[order] = base * (10 ** (-0.4 * dm) - 1)
     # pulsators: sawtooth (RR Lyrae) or skewed sine (Cepheid) in magnitude
     for name in ("RRLyrae", "Cepheid"):
         sel = sub == name
         if not sel.any():
             continue
-        o = obj[sel]
-        ph = ((t - 61000.0) / o["period"].to_numpy()[:, None] + o["phase"].to_numpy()[:, None]) % 1.0
+        ph = ((t[sel] - 61000.0) / col["period"][sel] + col["phase"][sel]) % 1.0
         if name == "RRLyrae":
             shape = np.where(ph < 0.15, ph / 0.15, 1 - (ph - 0.15) / 0.85)
         else:
             shape = 0.5 + 0.5 * np.sin(2 * np.pi * ph + 0.4 * np.sin(2 * np.pi * ph))
-        amp = o["amp"].to_numpy()[:, None] * _STAR_AMP[b][None, :]
-        dm = -amp * (shape - 0.5)
-        base = mag_to_njy(o["mag0"].to_numpy()[:, None])
-        out[sel] = base * (10 ** (-0.4 * dm) - 1)
-
+        dm = -col["amp"][sel] * _STAR_AMP[b[sel]] * (shape - 0.5)
+        out[sel] = mag_to_njy(col["mag0"][sel]) * (10 ** (-0.4 * dm) - 1)
     # M-dwarf flares: Poisson flares (0.3 per day), fast rise, exponential decay
-    sel = sub == "Mdwarf"
-    if sel.any():
-        o = obj[sel]
-        k = len(o)
-        span0, span1 = t.min() - 1.0, t.max()
-        nfl = rng.poisson(0.3 * (span1 - span0), k)
-        owner = np.repeat(np.arange(k), nfl)
+    sel = np.flatnonzero(sub == "Mdwarf")
+    if len(sel):
+        objs = np.unique(oi[sel])
+        span0, span1 = t[sel].min() - 1.0, t[sel].max()
+        nfl = rng.poisson(0.3 * (span1 - span0), len(objs))
+        owner = np.repeat(objs, nfl)
         start = rng.uniform(span0, span1, len(owner))
-        # make sure some flares are caught: a share start just before a visit
         if len(owner):
+            # a share of flares start just before one of the star's own visits, so some are caught
             caught = rng.random(len(owner)) < 0.15
-            start[caught] = t[0, rng.integers(0, m, caught.sum())] - rng.uniform(0.0005, 0.01, caught.sum())
-        q = mag_to_njy(o["mag0"].to_numpy())
-        peak = q[owner] * o["amp"].to_numpy()[owner]
-        tau = o["tau"].to_numpy()[owner]
-        flux = np.zeros((k, m))
-        dt = t[0][None, :] - start[:, None]
-        rise = 3.0 / 1440.0
-        prof = np.where(dt < 0, 0.0, np.where(dt < rise, dt / rise, np.exp(-np.maximum(dt - rise, 0.0) / tau[:, None])))
-        np.add.at(flux, owner, peak[:, None] * prof)
-        out[sel] = flux * _FLARE_BOOST[b][None, :]
-
+            if caught.any():
+                pick = rng.integers(0, len(sel), caught.sum())
+                start[caught] = t[sel][pick] - rng.uniform(0.0005, 0.01, caught.sum())
+                owner[caught] = oi[sel][pick]
+            q = mag_to_njy(obj["mag0"].to_numpy(float)[owner])
+            peak = q * obj["amp"].to_numpy(float)[owner]
+            tau = obj["tau"].to_numpy(float)[owner]
+            # pair each flare with the epochs of its star
+            ep = pd.DataFrame({"o": oi[sel], "k": sel})
+            fl = pd.DataFrame({"o": owner, "f": np.arange(len(owner))})
+            j = ep.merge(fl, on="o")
+            kk, ff = j["k"].to_numpy(), j["f"].to_numpy()
+            dt = t[kk] - start[ff]
+            rise = 3.0 / 1440.0
+            prof = np.where(dt < 0, 0.0, np.where(dt < rise, dt / rise, np.exp(-np.maximum(dt - rise, 0) / tau[ff])))
+            np.add.at(out, kk, peak[ff] * prof * _FLARE_BOOST[b[kk]])
     # dwarf novae: periodic outbursts
     sel = sub == "dwarfnova"
     if sel.any():
-        o = obj[sel]
-        per = o["period"].to_numpy()[:, None]
-        tt = ((t - 61000.0) / per + o["phase"].to_numpy()[:, None]) % 1.0 * per  # days since outburst
-        fall = o["fallDays"].to_numpy()[:, None]
-        amp = o["amp"].to_numpy()[:, None]
+        per = col["period"][sel]
+        tt = ((t[sel] - 61000.0) / per + col["phase"][sel]) % 1.0 * per
+        fall = col["fallDays"][sel]
+        amp = col["amp"][sel]
         dm = np.where(tt < 1.0, amp * tt, np.where(tt < 1.0 + fall, amp - 0.5 * amp * (tt - 1.0) / fall,
                                                    np.maximum(0.0, 0.5 * amp - 2.0 * (tt - 1.0 - fall))))
-        q = mag_to_njy(o["mag0"].to_numpy()[:, None] + _CV_COLOUR[b][None, :])
-        out[sel] = q * (10 ** (0.4 * dm) - 1)
+        out[sel] = mag_to_njy(col["mag0"][sel] + _CV_COLOUR[b[sel]]) * (10 ** (0.4 * dm) - 1)
     return out

@@ -138,6 +138,10 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
             psf_img.astype(f32))
 
 
+# a card with one "{:>20.13G}" placeholder (10 characters) formats to 80 characters
+_PLACEHOLDER_LINE = 80 - 20 + len("{:>20.13G}")
+
+
 def _card(key, value, comment=""):
     if isinstance(value, bool):
         v = f"{'T' if value else 'F':>20}"
@@ -175,23 +179,24 @@ def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y):
     fixed = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", -32, "array data type"),
              _card("NAXIS", 2, "number of array dimensions"), _card("NAXIS1", STAMP), _card("NAXIS2", STAMP),
              _card("EXTEND", True)]
-    heads = []
-    for i in range(n):
-        cards = fixed + [
-            _card("ROTPA", float(rotation_deg[i]), "Pos angle in deg of focal plane +Y wrt North"),
-            _card("BUNIT", "nJy"), _card("WCSAXES", 2, "Number of coordinate axes"),
-            _card("CTYPE1", "RA---TAN"), _card("CTYPE2", "DEC--TAN"),
-            _card("CRPIX1", float(crpix_x[i]), "Pixel coordinate of reference point"),
-            _card("CRPIX2", float(crpix_y[i]), "Pixel coordinate of reference point"),
-            _card("PC1_1", float(-scale * c[i])), _card("PC1_2", float(scale * s[i])),
-            _card("PC2_1", float(scale * s[i])), _card("PC2_2", float(scale * c[i])),
-            _card("CDELT1", 1.0), _card("CDELT2", 1.0),
-            _card("CRVAL1", float(ra[i]), "Coordinate value at reference point"),
-            _card("CRVAL2", float(dec[i]), "Coordinate value at reference point"),
-            _card("CUNIT1", "deg"), _card("CUNIT2", "deg"),
-        ]
-        heads.append(_header(cards))
-    primary_head = np.stack(heads)
+    template = "".join(fixed + [
+        ("ROTPA   = {:>20.13G} / Pos angle in deg of focal plane +Y wrt North").ljust(_PLACEHOLDER_LINE),
+        _card("BUNIT", "nJy"), _card("WCSAXES", 2, "Number of coordinate axes"),
+        _card("CTYPE1", "RA---TAN"), _card("CTYPE2", "DEC--TAN"),
+    ])
+    numeric = [("CRPIX1", "Pixel coordinate of reference point"), ("CRPIX2", "Pixel coordinate of reference point"),
+               ("PC1_1", ""), ("PC1_2", ""), ("PC2_1", ""), ("PC2_2", ""),
+               ("CRVAL1", "Coordinate value at reference point"), ("CRVAL2", "Coordinate value at reference point")]
+    for key, comment in numeric:
+        template += (f"{key:<8}= " + "{:>20.13G}" + (f" / {comment}" if comment else "")).ljust(_PLACEHOLDER_LINE)
+    tail = _card("CDELT1", 1.0) + _card("CDELT2", 1.0) + _card("CUNIT1", "deg") + _card("CUNIT2", "deg")
+    values = np.column_stack([rotation_deg, crpix_x, crpix_y, -scale * c, scale * s, scale * s, scale * c, ra, dec])
+    end = "END".ljust(80)
+    size = len(template.format(*values[0])) + len(tail) + 80 if n else 0
+    pad = " " * (-size % 2880)
+    text = "".join(template.format(*row) + tail + end + pad for row in values.tolist())
+    heads = np.frombuffer(text.encode("ascii"), np.uint8).reshape(n, -1) if n else np.zeros((0, 2880), np.uint8)
+    primary_head = heads
     uncert_head = _header([_card("XTENSION", "IMAGE", "Image extension"), _card("BITPIX", -32), _card("NAXIS", 2),
                            _card("NAXIS1", STAMP), _card("NAXIS2", STAMP), _card("PCOUNT", 0), _card("GCOUNT", 1),
                            _card("UTYPE", "VarianceUncertainty"), _card("EXTNAME", "UNCERT")])

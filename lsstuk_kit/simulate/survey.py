@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .cadence import FIELD_RADIUS_DEG, PIXEL_SCALE, make_cadence
-from .population import difference_flux, make_population, stellar_density, template_flux
+from .population import difference_flux_pairs, make_population, stellar_density, template_flux_pairs
 
 __all__ = ["SurveyTables", "simulate_survey", "association_radius"]
 
@@ -131,71 +131,37 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     pop, hosts = make_population(flds, seed=seed + 1, scale=scale,
                                  mjd_range=(start_mjd - 60.0, start_mjd + nights + 20.0),
                                  radius_deg=FIELD_RADIUS_DEG)
-    det_parts, forced_src = [], {}
-    groups = list(exp.groupby("fieldId", sort=True))
-    if progress:
-        from tqdm.auto import tqdm
-
-        groups = tqdm(groups, desc="fields", unit="field")
-    for fid, e in groups:
-        e = e.sort_values("mjd")
-        o = pop[pop["fieldId"] == fid]
-        if len(o):
-            flux = difference_flux(o, e["mjd"].to_numpy(), e["band"].to_numpy(), rng)
-            forced_src[fid] = (o.index.to_numpy(), e.index.to_numpy(), flux)
-            sigma = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
-            # noise: sky (from m5) plus the source's own shot noise, small at these fluxes
-            tf = template_flux(o, e["band"].to_numpy())
-            err = np.sqrt(sigma[None, :] ** 2 + 0.02 * np.abs(flux + tf) * sigma[None, :])
-            obs = flux + rng.standard_normal(flux.shape) * err
-            oi, ei = np.nonzero(np.abs(obs) >= 5 * err)
-            if len(oi):
-                rows = o.iloc[oi]
-                ee = e.iloc[ei]
-                snr = obs[oi, ei] / err[oi, ei]
-                pos_err = ee["seeing"].to_numpy() / np.abs(snr) / 2.0 / 3600.0
-                det_parts.append(pd.DataFrame({
-                    "expId": ee["expId"].to_numpy(), "fieldId": fid,
-                    "ra": (rows["ra"].to_numpy() + rng.normal(0, 1, len(oi)) * pos_err
-                           / np.cos(np.radians(rows["dec"].to_numpy()))) % 360,
-                    "dec": rows["dec"].to_numpy() + rng.normal(0, 1, len(oi)) * pos_err,
-                    "psfFlux": obs[oi, ei], "psfFluxErr": err[oi, ei],
-                    "truthId": rows["truthId"].to_numpy(), "cls": rows["cls"].to_numpy(),
-                    "subtype": rows["subtype"].to_numpy(), "hostId": rows["hostId"].to_numpy(),
-                    "z": rows["z"].to_numpy(), "trueFlux": flux[oi, ei],
-                    "templateFlux": tf[oi, ei], "bogusType": "",
-                }))
-        # moving objects: each asteroid seen in both visits of a pair, moving ~0.1-1 deg/day
-        for _night, en in e.groupby("night"):
-            dec0 = float(en["dec"].iloc[0])
-            ra0 = float(en["ra"].iloc[0])
-            ecl_lat = _ecliptic_lat(ra0, dec0)
-            lam = asteroids_per_visit * (1.0 if abs(ecl_lat) < 20 else 0.1) * scale
-            k = rng.poisson(lam)
-            if k == 0:
-                continue
-            ra_a, dec_a = _circle(rng, ra0, dec0, FIELD_RADIUS_DEG * 0.9, k)
-            rate = rng.uniform(0.1, 1.0, k)
-            ang = rng.uniform(0, 2 * np.pi, k)
-            mag = rng.uniform(19.0, 23.5, k)
-            t_first = float(en["mjd"].iloc[0])
-            ids = -(rng.integers(1, 2**40, k))
-            for _, visit in en.iterrows():
-                dt = visit["mjd"] - t_first
-                ra_v = (ra_a + rate * dt * np.cos(ang) / np.cos(np.radians(dec_a))) % 360
-                dec_v = dec_a + rate * dt * np.sin(ang)
-                sig = 10 ** ((31.4 - visit["m5"]) / 2.5) / 5.0
-                f = 10 ** ((31.4 - mag) / 2.5)
-                obs = f + rng.normal(0, sig, k)
-                seen = obs >= 5 * sig
-                if not seen.any():
-                    continue
-                det_parts.append(pd.DataFrame({
-                    "expId": visit["expId"], "fieldId": fid, "ra": ra_v[seen], "dec": dec_v[seen],
-                    "psfFlux": obs[seen], "psfFluxErr": sig, "truthId": ids[seen], "cls": "SSO",
-                    "subtype": "asteroid", "hostId": -1, "z": np.nan, "trueFlux": f[seen],
-                    "templateFlux": 0.0, "bogusType": "",
-                }))
+    det_parts = []
+    # every (object, visit of its field) pair at once
+    o_idx = pop.reset_index(drop=True)
+    pairs = pd.DataFrame({"o": np.arange(len(o_idx)), "fieldId": o_idx["fieldId"].to_numpy()}).merge(
+        pd.DataFrame({"e": np.arange(len(exp)), "fieldId": exp["fieldId"].to_numpy()}), on="fieldId")
+    po, pe = pairs["o"].to_numpy(), pairs["e"].to_numpy()
+    band_idx = exp["band"].cat.codes.to_numpy().astype(np.int64)
+    mjd = exp["mjd"].to_numpy()
+    flux = difference_flux_pairs(o_idx, po, mjd[pe], band_idx[pe], rng)
+    tf = template_flux_pairs(o_idx, po, band_idx[pe])
+    sigma = 10 ** ((31.4 - exp["m5"].to_numpy()) / 2.5) / 5.0
+    # noise: sky (from m5) plus the source's own shot noise, small at these fluxes
+    err = np.sqrt(sigma[pe] ** 2 + 0.02 * np.abs(flux + tf) * sigma[pe])
+    obs = flux + rng.standard_normal(len(po)) * err
+    hit = np.flatnonzero(np.abs(obs) >= 5 * err)
+    truth_flux = (po, pe, flux)
+    if len(hit):
+        oo, ee = po[hit], pe[hit]
+        snr = obs[hit] / err[hit]
+        pos_err = exp["seeing"].to_numpy()[ee] / np.abs(snr) / 2.0 / 3600.0
+        odec = o_idx["dec"].to_numpy()[oo]
+        det_parts.append(pd.DataFrame({
+            "expId": exp["expId"].to_numpy()[ee], "fieldId": exp["fieldId"].to_numpy()[ee],
+            "ra": (o_idx["ra"].to_numpy()[oo] + rng.normal(0, 1, len(hit)) * pos_err / np.cos(np.radians(odec))) % 360,
+            "dec": odec + rng.normal(0, 1, len(hit)) * pos_err,
+            "psfFlux": obs[hit], "psfFluxErr": err[hit],
+            "truthId": o_idx["truthId"].to_numpy()[oo], "cls": o_idx["cls"].to_numpy(dtype=object)[oo],
+            "subtype": o_idx["subtype"].to_numpy(dtype=object)[oo], "hostId": o_idx["hostId"].to_numpy()[oo],
+            "z": o_idx["z"].to_numpy()[oo], "trueFlux": flux[hit], "templateFlux": tf[hit], "bogusType": "",
+        }))
+    det_parts.append(_asteroids(exp, rng, asteroids_per_visit * scale))
     if not det_parts:
         raise ValueError("no detections: add nights, fields or raise `scale`")
     det = pd.concat(det_parts, ignore_index=True)
@@ -215,7 +181,7 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     det["isReal"] = real
     det["objectId"] = _associate(det, flds)
     objects = _objects(det, start_mjd)
-    forced = _forced(objects, det, exp, pop, forced_src, rng)
+    forced = _forced(objects, det, exp, o_idx, truth_flux, rng)
     truth_cols = ["detId", "objectId", "truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
                   "trueFlux", "templateFlux"]
     truth = det[truth_cols].copy()
@@ -318,40 +284,74 @@ def _objects(det, start_mjd):
     return obj
 
 
-def _forced(objects, det, exp, pop, forced_src, rng):
+def _asteroids(exp, rng, per_visit):
+    """Asteroids: each seen in both visits of a field's nightly pair, moving 0.1-1 deg/day."""
+    g = exp.groupby(["fieldId", "night"], sort=True)
+    gid = g.ngroup().to_numpy()
+    first = g["mjd"].transform("min").to_numpy()
+    heads = exp.groupby(gid)[["ra", "dec"]].first()
+    ecl = _ecliptic_lat(heads["ra"].to_numpy(), heads["dec"].to_numpy())
+    lam = per_visit * np.where(np.abs(ecl) < 20, 1.0, 0.1)
+    k = rng.poisson(lam)
+    owner = np.repeat(np.arange(len(k)), k)
+    n = len(owner)
+    cols = ["expId", "fieldId", "ra", "dec", "psfFlux", "psfFluxErr", "truthId", "cls", "subtype", "hostId", "z",
+            "trueFlux", "templateFlux", "bogusType"]
+    if n == 0:
+        return pd.DataFrame(columns=cols)
+    ra0, dec0 = _circle(rng, heads["ra"].to_numpy()[owner], heads["dec"].to_numpy()[owner],
+                        FIELD_RADIUS_DEG * 0.9, n)
+    rate = rng.uniform(0.1, 1.0, n)
+    ang = rng.uniform(0, 2 * np.pi, n)
+    mag = rng.uniform(19.0, 23.5, n)
+    ids = -(rng.integers(1, 2**40, n))
+    j = pd.DataFrame({"a": np.arange(n), "g": owner}).merge(
+        pd.DataFrame({"v": np.arange(len(exp)), "g": gid}), on="g")
+    a, v = j["a"].to_numpy(), j["v"].to_numpy()
+    dt = exp["mjd"].to_numpy()[v] - first[v]
+    dec_v = dec0[a] + rate[a] * dt * np.sin(ang[a])
+    ra_v = (ra0[a] + rate[a] * dt * np.cos(ang[a]) / np.cos(np.radians(dec0[a]))) % 360
+    sig = 10 ** ((31.4 - exp["m5"].to_numpy()[v]) / 2.5) / 5.0
+    f = 10 ** ((31.4 - mag[a]) / 2.5)
+    obs = f + rng.normal(0, 1, len(a)) * sig
+    seen = obs >= 5 * sig
+    return pd.DataFrame({
+        "expId": exp["expId"].to_numpy()[v][seen], "fieldId": exp["fieldId"].to_numpy()[v][seen],
+        "ra": ra_v[seen], "dec": dec_v[seen], "psfFlux": obs[seen], "psfFluxErr": sig[seen],
+        "truthId": ids[a][seen], "cls": "SSO", "subtype": "asteroid", "hostId": -1, "z": np.nan,
+        "trueFlux": f[seen], "templateFlux": 0.0, "bogusType": "",
+    })
+
+
+def _forced(objects, det, exp, pop, truth_flux, rng):
     """Forced photometry at each object's position on every visit of its field from 30 d before."""
     first_truth = det.sort_values("mjd").groupby("objectId")["truthId"].first()
-    parts = []
-    exp_by_field = {fid: e.sort_values("mjd") for fid, e in exp.groupby("fieldId")}
-    pop_row = pd.Series(np.arange(len(pop)), index=pop["truthId"].to_numpy())
-    for fid, objs in objects.groupby("fieldId"):
-        e = exp_by_field[fid]
-        t = e["mjd"].to_numpy()
-        sigma = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
-        start = objs["firstMjd"].to_numpy() - PRECOVERY_DAYS
-        ok = t[None, :] >= start[:, None]
-        oi, ei = np.nonzero(ok)
-        if not len(oi):
-            continue
-        true = np.zeros(len(oi))
-        if fid in forced_src:
-            pidx, eidx, flux = forced_src[fid]
-            truth = first_truth.reindex(objs["objectId"].to_numpy()).to_numpy()
-            prow = pop_row.reindex(truth).to_numpy()  # NaN for bogus / asteroids
-            local = pd.Series(np.arange(len(pidx)), index=pidx)
-            has = ~np.isnan(prow)
-            li = np.full(len(objs), -1)
-            li[has] = local.reindex(prow[has].astype(int)).fillna(-1).to_numpy().astype(int)
-            col = pd.Series(np.arange(len(eidx)), index=eidx).reindex(e.index.to_numpy()).to_numpy()
-            sel = li[oi] >= 0
-            true[sel] = flux[li[oi][sel], col[ei][sel].astype(int)]
-        err = sigma[ei]
-        parts.append(pd.DataFrame({
-            "objectId": objs["objectId"].to_numpy()[oi], "expId": e["expId"].to_numpy()[ei],
-            "mjd": t[ei], "band": e["band"].to_numpy()[ei],
-            "ra": objs["ra"].to_numpy()[oi], "dec": objs["dec"].to_numpy()[oi],
-            "psfFlux": true + rng.standard_normal(len(oi)) * err, "psfFluxErr": err,
-        }))
-    forced = pd.concat(parts, ignore_index=True).sort_values(["objectId", "mjd"], kind="stable")
+    # (object, visit) pairs: the field's visits from 30 days before the first detection
+    j = pd.DataFrame({"k": np.arange(len(objects)), "fieldId": objects["fieldId"].to_numpy()}).merge(
+        pd.DataFrame({"e": np.arange(len(exp)), "fieldId": exp["fieldId"].to_numpy()}), on="fieldId")
+    k, e = j["k"].to_numpy(), j["e"].to_numpy()
+    t = exp["mjd"].to_numpy()
+    keep = t[e] >= objects["firstMjd"].to_numpy()[k] - PRECOVERY_DAYS
+    k, e = k[keep], e[keep]
+    # true flux of the object behind each survey object (zero for bogus and asteroids)
+    po, pe, flux = truth_flux
+    key = po.astype(np.int64) * len(exp) + pe
+    order = np.argsort(key)
+    key_sorted = key[order]
+    prow = pd.Series(np.arange(len(pop)), index=pop["truthId"].to_numpy())
+    truth = first_truth.reindex(objects["objectId"].to_numpy()).to_numpy()
+    row = prow.reindex(truth).to_numpy()
+    has = ~np.isnan(row[k])
+    want = np.where(has, np.nan_to_num(row[k]).astype(np.int64) * len(exp) + e, -1)
+    pos = np.clip(np.searchsorted(key_sorted, want), 0, len(key_sorted) - 1)
+    found = has & (key_sorted[pos] == want)
+    true = np.where(found, flux[order][pos], 0.0)
+    err = 10 ** ((31.4 - exp["m5"].to_numpy()[e]) / 2.5) / 5.0
+    forced = pd.DataFrame({
+        "objectId": objects["objectId"].to_numpy()[k], "expId": exp["expId"].to_numpy()[e],
+        "mjd": t[e], "band": exp["band"].to_numpy()[e],
+        "ra": objects["ra"].to_numpy()[k], "dec": objects["dec"].to_numpy()[k],
+        "psfFlux": true + rng.standard_normal(len(k)) * err, "psfFluxErr": err,
+    }).sort_values(["objectId", "mjd"], kind="stable")
     forced.insert(0, "forcedId", (5 * 10**17 + np.arange(len(forced))).astype(np.int64))
     return forced.reset_index(drop=True)

@@ -1,0 +1,97 @@
+"""Simulation + conversion + writing speed of the firehose simulator.
+
+Case 1 (the issue's target): simulate an LSST-like survey over the whole
+southern sky, then write the last night's alerts (cutout triplets, up to ~30
+history rows each) as per-visit Avro files. Reports alerts/s for the whole
+run (simulation of every night included) and for the writing stage alone.
+
+Case 2: alerts shaped like real Rubin ones (300+ history rows): the same
+converter on a long-observed patch of sky, alerts of the last night.
+
+Baseline, in the same process: fastavro writing the same alerts from dicts
+(decoded back from the written files), to show what the columnar encoder saves.
+
+    python benchmarks/bench_simulate.py [--scale 4] [--nights 7] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import tempfile
+import time
+
+import fastavro
+import numpy as np
+
+import lsstuk_kit as lk
+from lsstuk_kit.simulate import simulate_survey, write_night
+
+
+def run(out, label, **kw):
+    alert_nights = kw.pop("alert_nights")
+    t0 = time.perf_counter()
+    tables = simulate_survey(**kw)
+    t1 = time.perf_counter()
+    index = write_night(tables, out, alert_nights=alert_nights, chunk=4000)
+    t2 = time.perf_counter()
+    n = int(index["n_alerts"].sum())
+    size = sum(os.path.getsize(os.path.join(out, "alerts", f)) for f in index["file"])
+    sample = lk.read_alerts(os.path.join(out, "alerts", index["file"].iloc[len(index) // 2]), cutouts=False)
+    hist = sample.history.groupby("diaObjectId").size()
+    print(f"{label}: {n} alerts in {len(index)} visit files, {size / 2**20:.0f} MiB "
+          f"({size / max(n, 1) / 1024:.0f} KB/alert); history rows per object in a middle visit: "
+          f"median {hist.median():.0f}, max {hist.max()}")
+    print(f"  simulate {t1 - t0:6.1f} s   convert+write {t2 - t1:6.1f} s   "
+          f"-> {n / (t2 - t0):7.0f} alerts/s overall, {n / (t2 - t1):7.0f} alerts/s writing")
+    return n, t2 - t1, index
+
+
+def fastavro_baseline(out, index, limit=2000):
+    files = [os.path.join(out, "alerts", f) for f in index["file"]]
+    recs, schema = [], None
+    for f in files:
+        with open(f, "rb") as fh:
+            r = fastavro.reader(fh)
+            schema = r.writer_schema
+            recs.extend(r)
+        if len(recs) >= limit:
+            break
+    recs = recs[:limit]
+    parsed = fastavro.parse_schema(schema)
+    t = time.perf_counter()
+    buf = io.BytesIO()
+    fastavro.writer(buf, parsed, recs)
+    dt = time.perf_counter() - t
+    return len(recs) / dt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=4.0)
+    ap.add_argument("--nights", type=int, default=7)
+    ap.add_argument("--out", default=None, help="keep the output here (default: a temporary folder)")
+    ap.add_argument("--skip-heavy", action="store_true")
+    args = ap.parse_args(argv)
+    tmp = args.out or tempfile.mkdtemp(prefix="bench_sim_")
+    try:
+        n, t_write, index = run(os.path.join(tmp, "wide"), "whole sky", nights=args.nights, seed=1, scale=args.scale,
+                                alert_nights=1)
+        base = fastavro_baseline(os.path.join(tmp, "wide"), index)
+        print(f"  baseline: fastavro writing the same alerts from dicts: {base:7.0f} alerts/s "
+              f"(columnar writer: {n / t_write / base:.1f}x)")
+        if not args.skip_heavy:
+            # a small patch observed every night for ~6 months: objects with hundreds of rows
+            run(os.path.join(tmp, "heavy"), "real-shaped (long history)", nights=180, seed=2,
+                fields=[1201, 15, 237], scale=2.0, revisit_nights=1, alert_nights=1,
+                start_mjd=60920.0)
+    finally:
+        if args.out is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"cores: {os.cpu_count()}, numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()
