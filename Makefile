@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
+	$(BIN)/lsstuk-kit replay data/sample
 	$(BIN)/lsstuk-kit summary data/sample
 	$(BIN)/python -m lsstuk_kit.demo
 
@@ -31,6 +32,7 @@ lab: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_read.py
+	$(BIN)/python benchmarks/bench_simulate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

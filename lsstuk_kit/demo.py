@@ -20,7 +20,10 @@ def main():
           f"{lc['midpointMjdTai'].max() - lc['midpointMjdTai'].min():.1f} days")
     bright = batch.query("mag < 21 and reliability > 0.8")
     print(f"\nbright, reliable alerts (mag < 21, reliability > 0.8): {len(bright)} of {len(batch)}")
-    sid = batch.sources.index[0]
+    truth = lk.load_sample_truth()
+    print("\nwhat the sample night holds (simulation truth):")
+    print(truth["cls"].value_counts().to_string())
+    sid = batch.sources["snr"].abs().idxmax()
     c = batch.cutouts(sid)
     print(f"cutouts of {sid}: {', '.join(c.keys())}; science {c.science.shape}, "
           f"peak difference {c.difference.max():.0f} nJy")
