@@ -51,7 +51,7 @@ from .surveys._avrotypes import collect_names
 from .surveys.common import BANDS
 
 __all__ = ["MAPPINGS", "mapping_table", "to_survey_tables", "from_survey_tables", "tables_to_alerts",
-           "HISTORY_DAYS"]
+           "associate", "HISTORY_DAYS"]
 
 HISTORY_DAYS = 365.0
 
@@ -160,6 +160,11 @@ def to_survey_tables(tables, style="atlas") -> dict:
     return out
 
 
+def _OPTIONAL_DETECTION_COLUMNS(rows):  # noqa: N802 - reads like a constant at the call site
+    """Detection columns a table may lack: the object id (then convert associates)."""
+    return set(rows.loc[rows["rubin_field"] == "diaObjectId", "survey_column"])
+
+
 def from_survey_tables(db: dict, mapping="atlas") -> dict:
     """Rename survey database tables to Rubin fields (and units) using a mapping table."""
     m = mapping_table(mapping)
@@ -169,6 +174,7 @@ def from_survey_tables(db: dict, mapping="atlas") -> dict:
         rows = m[m["table"] == name]
         df = df.copy()
         missing = [c for c in rows["survey_column"] if c not in df.columns]
+        missing = [c for c in missing if not (name == "detections" and c in _OPTIONAL_DETECTION_COLUMNS(rows))]
         if name in ("detections", "forced") and missing:
             raise ValueError(f"table {name!r} lacks mapped columns {missing}")
         for r in rows.itertuples():
@@ -177,6 +183,81 @@ def from_survey_tables(db: dict, mapping="atlas") -> dict:
                 df[r.rubin_field] = col * r.scale if r.scale != 1 else col
         out[name] = df
     return out
+
+
+def associate(ra, dec, mjd, radius_arcsec=None, *, group=None, first_id=10**15 + 1):
+    """Associate detections into objects: friends of friends within a radius.
+
+    Two detections belong to the same object when a chain of detections links
+    them, each step shorter than the smaller of the two detections' radii. By
+    default the radius comes from :func:`lsstuk_kit.simulate.association_radius`:
+    1 arcsec at high galactic latitude, shrinking in dense star fields (down to
+    0.4 arcsec) so that neighbouring stars are not merged.
+
+    Parameters
+    ----------
+    ra, dec : array
+        Positions (deg).
+    mjd : array
+        Times; objects are numbered in order of their first detection.
+    radius_arcsec : float or array, optional
+        Association radius, per detection or for all.
+    group : array, optional
+        Associate only within each group (e.g. a field), which is faster.
+    first_id : int
+        Id of the first object.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object id per detection.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.convert import associate
+    >>> ids = associate([10.0, 10.0 + 0.3 / 3600, 10.01], [-30.0, -30.0, -30.0], [1.0, 2.0, 1.5], 1.0)
+    >>> (ids - ids.min()).tolist()
+    [0, 0, 1]
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    ra = np.asarray(ra, float)
+    dec = np.asarray(dec, float)
+    mjd = np.asarray(mjd, float)
+    n = len(ra)
+    if radius_arcsec is None:
+        from .simulate.population import stellar_density
+        from .simulate.survey import association_radius
+
+        radius_arcsec = association_radius(stellar_density(ra, dec))
+    radius = np.broadcast_to(np.asarray(radius_arcsec, float), (n,))
+    groups = {0: np.arange(n)} if group is None else pd.Series(np.arange(n)).groupby(np.asarray(group)).indices
+    labels_all = np.empty(n, np.int64)
+    first_all = []
+    offset = 0
+    for idx in groups.values():
+        idx = np.asarray(idx)
+        r, d = np.radians(ra[idx]), np.radians(dec[idx])
+        xyz = np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
+        chord = 2 * np.sin(np.radians(radius[idx] / 3600.0) / 2)
+        pairs = cKDTree(xyz).query_pairs(chord.max(), output_type="ndarray")
+        if len(pairs):
+            dist = np.linalg.norm(xyz[pairs[:, 0]] - xyz[pairs[:, 1]], axis=1)
+            pairs = pairs[dist <= np.minimum(chord[pairs[:, 0]], chord[pairs[:, 1]])]
+        m = len(idx)
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(m, m))
+        k, labels = connected_components(graph, directed=False)
+        first = np.full(k, np.inf)
+        np.minimum.at(first, labels, mjd[idx])
+        labels_all[idx] = labels + offset
+        first_all.append(first)
+        offset += k
+    first = np.concatenate(first_all) if first_all else np.zeros(0)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return first_id + rank[labels_all]
 
 
 def _window_items(keys_sorted, group_start, alert_keys, alert_upper, days):
@@ -229,6 +310,12 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
         With ``out``: the index of files written (visit, mjd, n_alerts, file).
     """
     rub = from_survey_tables(db, mapping)
+    if "diaObjectId" not in rub["detections"]:
+        # rows not yet associated into objects: do it here (radius shrinking in dense star fields)
+        d0 = rub["detections"]
+        rub["detections"] = d0.assign(diaObjectId=associate(d0["ra"], d0["dec"], d0["midpointMjdTai"]))
+        if rub.get("forced") is not None and "diaObjectId" not in rub["forced"]:
+            rub.pop("forced")
     det = rub["detections"].sort_values(["midpointMjdTai", "diaSourceId"], kind="stable").reset_index(drop=True)
     forced = rub.get("forced")
     major, minor = version or latest_schema_version()

@@ -67,10 +67,12 @@ class StampMaker:
         rot = ex["rotation"].to_numpy()
         crx = 15.5 + self.rng.uniform(-0.5, 0.5, n)
         cry = 15.5 + self.rng.uniform(-0.5, 0.5, n)
+        x = d["x"].to_numpy() if "x" in d else None
+        y = d["y"].to_numpy() if "y" in d else None
         return {
-            "cutoutScience": FixedBytes(fits_stack(sci, var, psf, ra, dec, rot, crx, cry)),
-            "cutoutTemplate": FixedBytes(fits_stack(tmpl, var / 4, psf, ra, dec, rot, crx, cry)),
-            "cutoutDifference": FixedBytes(fits_stack(diff, var * 1.25, psf, ra, dec, rot, crx, cry)),
+            "cutoutScience": FixedBytes(fits_stack(sci, var, psf, ra, dec, rot, crx, cry, x, y)),
+            "cutoutTemplate": FixedBytes(fits_stack(tmpl, var / 4, psf, ra, dec, rot, crx, cry, x, y)),
+            "cutoutDifference": FixedBytes(fits_stack(diff, var * 1.25, psf, ra, dec, rot, crx, cry, x, y)),
         }
 
 

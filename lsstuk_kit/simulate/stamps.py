@@ -142,6 +142,11 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
 _PLACEHOLDER_LINE = 80 - 20 + len("{:>20.13G}")
 
 
+def _placeholder(key, fmt, comment=""):
+    """A card with a format placeholder, padded so that it formats to 80 characters."""
+    return (f"{key:<8}= {fmt}" + (f" / {comment}" if comment else "")).ljust(80 - 20 + len(fmt))
+
+
 def _card(key, value, comment=""):
     if isinstance(value, bool):
         v = f"{'T' if value else 'F':>20}"
@@ -171,8 +176,11 @@ def _block(arr, dtype):
     return np.hstack([raw, np.zeros((n, _pad(raw.shape[1])), np.uint8)])
 
 
-def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y):
-    """FITS bytes for a stack of stamps, as an (n, nbytes) uint8 matrix (all equal length)."""
+def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y, x=None, y=None):
+    """FITS bytes for a stack of stamps, as an (n, nbytes) uint8 matrix (all equal length).
+
+    ``x``, ``y`` (detector pixel of the source) set CUTMINX / CUTMINY, the cutout's corner.
+    """
     n = images.shape[0]
     scale = PIXEL_SCALE / 3600.0
     c, s = np.cos(np.radians(rotation_deg)), np.sin(np.radians(rotation_deg))
@@ -180,6 +188,8 @@ def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y):
              _card("NAXIS", 2, "number of array dimensions"), _card("NAXIS1", STAMP), _card("NAXIS2", STAMP),
              _card("EXTEND", True)]
     template = "".join(fixed + [
+        _placeholder("CUTMINX", "{:>20.0f}"),
+        _placeholder("CUTMINY", "{:>20.0f}"),
         ("ROTPA   = {:>20.13G} / Pos angle in deg of focal plane +Y wrt North").ljust(_PLACEHOLDER_LINE),
         _card("BUNIT", "nJy"), _card("WCSAXES", 2, "Number of coordinate axes"),
         _card("CTYPE1", "RA---TAN"), _card("CTYPE2", "DEC--TAN"),
@@ -189,8 +199,15 @@ def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y):
                ("CRVAL1", "Coordinate value at reference point"), ("CRVAL2", "Coordinate value at reference point")]
     for key, comment in numeric:
         template += (f"{key:<8}= " + "{:>20.13G}" + (f" / {comment}" if comment else "")).ljust(_PLACEHOLDER_LINE)
-    tail = _card("CDELT1", 1.0) + _card("CDELT2", 1.0) + _card("CUNIT1", "deg") + _card("CUNIT2", "deg")
-    values = np.column_stack([rotation_deg, crpix_x, crpix_y, -scale * c, scale * s, scale * s, scale * c, ra, dec])
+    tail = (_card("CDELT1", 1.0, "Coordinate increment at reference point")
+            + _card("CDELT2", 1.0, "Coordinate increment at reference point")
+            + _card("CUNIT1", "deg") + _card("CUNIT2", "deg")
+            + _card("LATPOLE", 90.0, "[deg] Native latitude of celestial pole")
+            + _card("MJDREF", 0.0, "[d] MJD of fiducial time"))
+    x0 = np.floor(np.zeros(n) if x is None else np.asarray(x, float)) - STAMP // 2
+    y0 = np.floor(np.zeros(n) if y is None else np.asarray(y, float)) - STAMP // 2
+    values = np.column_stack([x0, y0, rotation_deg, crpix_x, crpix_y, -scale * c, scale * s, scale * s, scale * c,
+                              ra, dec])
     end = "END".ljust(80)
     size = len(template.format(*values[0])) + len(tail) + 80 if n else 0
     pad = " " * (-size % 2880)

@@ -116,12 +116,23 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     asteroids_per_visit : float
         Mean number of detectable asteroids per visit near the ecliptic (a tenth elsewhere).
     progress : bool
-        Show a progress bar over fields.
+        Show a progress bar over the stages (cadence, light curves, bogus, association, forced photometry).
 
     Returns
     -------
     SurveyTables
     """
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=5, desc="simulating", unit="stage")
+
+    def step(name):
+        if bar is not None:
+            bar.set_postfix_str(name)
+            bar.update()
+
     rng = np.random.default_rng(seed)
     exp = make_cadence(nights, seed=seed, start_mjd=start_mjd, fields=fields,
                        visits_per_night=visits_per_night, revisit_nights=revisit_nights)
@@ -131,6 +142,7 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     pop, hosts = make_population(flds, seed=seed + 1, scale=scale,
                                  mjd_range=(start_mjd - 60.0, start_mjd + nights + 20.0),
                                  radius_deg=FIELD_RADIUS_DEG)
+    step("cadence and population")
     det_parts = []
     # every (object, visit of its field) pair at once
     o_idx = pop.reset_index(drop=True)
@@ -165,7 +177,9 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     if not det_parts:
         raise ValueError("no detections: add nights, fields or raise `scale`")
     det = pd.concat(det_parts, ignore_index=True)
+    step("light curves and detections")
     det = _add_bogus(det, exp, rng, bogus_fraction)
+    step("bogus detections")
     det = det.merge(exp[["expId", "mjd", "band", "seeing", "m5", "rotation", "night"]], on="expId", how="left")
     det = det.sort_values(["mjd", "ra"], kind="stable").reset_index(drop=True)
     n = len(det)
@@ -180,8 +194,12 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     det["isDipole"] = det["bogusType"].to_numpy() == "dipole"
     det["isReal"] = real
     det["objectId"] = _associate(det, flds)
+    step("association")
     objects = _objects(det, start_mjd)
     forced = _forced(objects, det, exp, o_idx, truth_flux, rng)
+    step("forced photometry")
+    if bar is not None:
+        bar.close()
     truth_cols = ["detId", "objectId", "truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
                   "trueFlux", "templateFlux"]
     truth = det[truth_cols].copy()
@@ -245,34 +263,12 @@ def _add_bogus(det, exp, rng, fraction):
 
 
 def _associate(det, flds):
-    """Friends-of-friends association per field within the field's radius."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
+    """Associate per field, within the field's radius (shrinking toward the galactic plane)."""
+    from ..convert import associate
 
-    object_id = np.empty(len(det), np.int64)
-    next_id = 1
-    radius = flds.set_index("fieldId")["assocRadius"]
-    order = np.argsort(det["mjd"].to_numpy(), kind="stable")
-    for fid, idx in det.groupby("fieldId").indices.items():
-        idx = np.asarray(idx)
-        ra = np.radians(det["ra"].to_numpy()[idx])
-        dec = np.radians(det["dec"].to_numpy()[idx])
-        xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-        r = 2 * np.sin(np.radians(radius[fid] / 3600.0) / 2)
-        pairs = cKDTree(xyz).query_pairs(r, output_type="ndarray")
-        n = len(idx)
-        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) \
-            else coo_matrix((n, n))
-        _, labels = connected_components(graph, directed=False)
-        # number objects in order of their first detection
-        first = np.full(labels.max() + 1, np.inf)
-        np.minimum.at(first, labels, det["mjd"].to_numpy()[idx])
-        rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")
-        object_id[idx] = next_id + rank[labels]
-        next_id += labels.max() + 1
-    del order
-    return object_id + 10**15
+    radius = flds.set_index("fieldId")["assocRadius"].reindex(det["fieldId"].to_numpy()).to_numpy()
+    return associate(det["ra"].to_numpy(), det["dec"].to_numpy(), det["mjd"].to_numpy(), radius,
+                     group=det["fieldId"].to_numpy())
 
 
 def _objects(det, start_mjd):
