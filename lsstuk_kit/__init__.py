@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import filters
 from .batch import AlertBatch
 from .cutouts import Cutouts
 from .errors import AlertFormatError, SkippedRecord
@@ -28,6 +29,7 @@ __all__ = [
     "read_alerts",
     "sample_path",
     "write_alerts",
+    "filters",
 ]
 
 __version__ = "0.1.0"

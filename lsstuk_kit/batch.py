@@ -194,9 +194,34 @@ class AlertBatch:
             raise ValueError(f"query {expr!r} does not give one True/False per alert")
         return self._subset(np.flatnonzero(mask.to_numpy()))
 
-    def filter(self, mask) -> AlertBatch:
-        """Subset by a boolean mask over ``sources`` (same as ``batch[mask]``)."""
-        return self[mask]
+    def filter(self, *masks) -> AlertBatch:
+        """Subset by boolean masks over ``sources`` (several are ANDed), e.g. from :mod:`lsstuk_kit.filters`.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample, filters as F
+        >>> batch = load_sample()
+        >>> sub = batch.filter(F.observable(batch, max_mag=22), F.quality(batch))
+        >>> len(sub) <= len(batch)
+        True
+        """
+        if not masks:
+            return self
+        total = None
+        for m in masks:
+            if isinstance(m, pd.Series) and not m.index.equals(self.sources.index):
+                m = m.reindex(self.sources.index).fillna(False)
+            arr = np.asarray(m, bool)
+            if arr.shape != (len(self),):
+                raise IndexError(f"mask has shape {arr.shape}, batch has {len(self)} alerts")
+            total = arr if total is None else total & arr
+        return self._subset(np.flatnonzero(total))
+
+    def sql(self, query: str, *, as_batch=False, **tables):
+        """Run DuckDB SQL over ``sources``, ``history``, ``objects`` and extra tables (see :mod:`lsstuk_kit.sql`)."""
+        from .sql import query as run
+
+        return run(self, query, as_batch=as_batch, **tables)
 
     # ---------------------------------------------------------------- cutouts and raw
     def _position(self, diaSourceId) -> int:

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+import lsstuk_kit as lk
+from lsstuk_kit import filters as F
+from lsstuk_kit.sql import SQLError
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return lk.load_sample()
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return lk.load_sample_truth()
+
+
+def brute_detections(batch):
+    """Reference: per alert, its object's detection times up to the alert (a plain loop)."""
+    h = batch.history
+    det = h[h["kind"] == "detection"]
+    by_obj = {k: np.sort(g["midpointMjdTai"].to_numpy()) for k, g in det.groupby("diaObjectId")}
+    out = {}
+    for sid, row in batch.sources.iterrows():
+        t = by_obj.get(row["diaObjectId"], np.zeros(0))
+        out[sid] = t[t <= row["midpointMjdTai"] + 1e-9]
+    return out
+
+
+def test_observable_and_quality(batch, truth):
+    m = F.observable(batch, max_mag=21.5, min_snr=8)
+    s = batch.sources
+    assert m.equals(((s["mag"] <= 21.5) & (s["snr"].abs() >= 8)).rename("observable"))
+    q = F.quality(batch, min_reliability=0.6)
+    t = truth.loc[s.index]
+    # real detections pass far more often than bogus ones
+    assert q[t["isReal"].to_numpy()].mean() > q[~t["isReal"].to_numpy()].mean() + 0.4
+    assert not q[s["isDipole"].to_numpy(bool)].any()
+    assert F.quality(batch, 0.6, allow_dipoles=True)[s["isDipole"].to_numpy(bool)].sum() >= 0
+
+
+def test_history_and_recurring_match_a_plain_loop(batch):
+    ref = brute_detections(batch)
+    hh = F.has_history(batch, min_detections=3, min_baseline_days=5)
+    rec = F.recurring(batch, days=20)
+    for sid, times in ref.items():
+        expect_h = len(times) >= 3 and (times.max() - times.min() if len(times) else 0) >= 5
+        assert hh[sid] == expect_h, sid
+        t_alert = batch.sources.loc[sid, "midpointMjdTai"]
+        assert rec[sid] == bool(len(times) and times.min() < t_alert - 20), sid
+    assert (F.new(batch, 20) == ~rec).all()
+    assert 0 < rec.sum() < len(batch)
+
+
+def test_recurring_separates_variables_from_supernovae(batch, truth):
+    rec = F.recurring(batch, days=25)
+    t = truth.loc[batch.sources.index]
+    variable = t["cls"].isin(["VS", "AGN", "CV"]).to_numpy()
+    sn = (t["cls"] == "SN").to_numpy()
+    assert rec[variable].mean() > rec[sn].mean()
+
+
+def test_galactic_latitude(batch):
+    b = SkyCoord(batch.sources["ra"].to_numpy() * u.deg, batch.sources["dec"].to_numpy() * u.deg).galactic.b.deg
+    m = F.galactic_latitude(batch, 30)
+    assert (m.to_numpy() == (np.abs(b) >= 30)).all()
+    band = F.galactic_latitude(batch, 10, 40)
+    assert (band.to_numpy() == ((np.abs(b) >= 10) & (np.abs(b) <= 40))).all()
+
+
+def test_rates_match_a_plain_loop(batch):
+    r = F.rates(batch)
+    h = batch.history
+    det = h[(h["kind"] == "detection")]
+    for sid, row in batch.sources.iterrows():
+        prev = det[(det["diaObjectId"] == row["diaObjectId"]) & (det["band"] == row["band"])
+                   & (det["midpointMjdTai"] < row["midpointMjdTai"] - 1e-6)]
+        if len(prev) == 0:
+            assert np.isnan(r.loc[sid, "rate"])
+            continue
+        last = prev.sort_values("midpointMjdTai").iloc[-1]
+        dt = row["midpointMjdTai"] - last["midpointMjdTai"]
+        assert r.loc[sid, "dt"] == pytest.approx(dt, abs=1e-6)
+        assert r.loc[sid, "rate"] == pytest.approx((row["mag"] - last["mag"]) / dt, rel=1e-6, abs=1e-9)
+    up, down = F.rising(batch, 0.02), F.fading(batch, 0.02)
+    assert not (up & down).any()
+    assert (r.loc[up, "rate"] <= -0.02).all() and (r.loc[down, "rate"] >= 0.02).all()
+
+
+def test_filter_combines_masks(batch):
+    a, b = F.observable(batch, max_mag=22), F.quality(batch, 0.7)
+    sub = batch.filter(a, b)
+    assert len(sub) == int((a & b).sum())
+    assert len(batch.filter(a | ~a)) == len(batch)
+    with pytest.raises(IndexError):
+        batch.filter(np.ones(3, bool))
+
+
+def test_sql_tables_joins_and_errors(batch):
+    df = batch.sql("SELECT kind, count(*) AS n FROM history GROUP BY kind ORDER BY kind")
+    assert dict(zip(df["kind"], df["n"])) == batch.history["kind"].value_counts().to_dict()
+    hits = pd.DataFrame({"diaSourceId": batch.sources.index[:5], "name": list("abcde")})
+    j = batch.sql("SELECT s.diaSourceId, s.mag, h.name FROM sources s JOIN hits h USING (diaSourceId)", hits=hits)
+    assert sorted(j["name"]) == list("abcde")
+    sub = batch.sql("SELECT diaSourceId FROM sources s JOIN objects o USING (diaObjectId) WHERE o.nDiaSources >= 3",
+                    as_batch=True)
+    assert len(sub) > 0 and set(sub.sources.index) <= set(batch.sources.index)
+    with pytest.raises(SQLError, match="(?i)syntax"):
+        batch.sql("SELEC * FROM sources")
+    with pytest.raises(SQLError, match="no_such_column"):
+        batch.sql("SELECT no_such_column FROM sources")
+    with pytest.raises(SQLError, match="Tables: sources"):
+        batch.sql("SELECT * FROM nowhere")
+    with pytest.raises(SQLError, match="diaSourceId"):
+        batch.sql("SELECT mag FROM sources", as_batch=True)
+    with pytest.raises(SQLError, match="empty"):
+        batch.sql("   ")
