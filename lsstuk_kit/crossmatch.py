@@ -1,0 +1,263 @@
+"""Cross-matching on the sphere: cones, watchlists and catalogues.
+
+Positions become unit vectors; a k-d tree (scipy) finds neighbours within the
+chord ``2 sin(radius / 2)``, so matching is exact across RA 0/360 and at the
+poles, and the separation is computed from the chord. Results equal astropy's
+``search_around_sky`` / ``match_to_catalog_sky`` (tests check it) and come
+several times faster (``benchmarks/bench_crossmatch.py``).
+
+Radii are astropy Quantities (plain numbers are arcseconds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["match_cone", "cone_mask", "match_catalog", "match_watchlist", "read_watchlist", "pairs_within",
+           "nearest_within", "angular_separation"]
+
+
+def _arcsec(radius):
+    if radius is None:
+        return None
+    if hasattr(radius, "to_value"):
+        return np.asarray(radius.to_value("arcsec"), float)
+    return np.asarray(radius, float)
+
+
+def _deg(x):
+    return np.asarray(x.to_value("deg") if hasattr(x, "to_value") else x, float)
+
+
+def xyz(ra_deg, dec_deg):
+    """Unit vectors (n, 3) for positions in degrees."""
+    ra = np.radians(np.asarray(ra_deg, float))
+    dec = np.radians(np.asarray(dec_deg, float))
+    c = np.cos(dec)
+    return np.column_stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)])
+
+
+def _chord(arcsec):
+    return 2.0 * np.sin(np.radians(np.asarray(arcsec, float) / 3600.0) / 2.0)
+
+
+def _sep_from_chord(d):
+    return np.degrees(2.0 * np.arcsin(np.clip(np.asarray(d) / 2.0, 0, 1))) * 3600.0
+
+
+def angular_separation(ra1, dec1, ra2, dec2):
+    """Angular separation in arcsec (vectorised, stable at small angles: the haversine form).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.crossmatch import angular_separation
+    >>> float(angular_separation(359.9999, 0.0, 0.0001, 0.0).round(3))
+    0.72
+    """
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
+
+
+def _positions(obj, ra="ra", dec="dec"):
+    """(frame, ra, dec) from an AlertBatch, DataFrame or astropy Table."""
+    if hasattr(obj, "sources") and hasattr(obj, "history"):
+        df = obj.sources
+    elif isinstance(obj, pd.DataFrame):
+        df = obj
+    elif hasattr(obj, "to_pandas"):
+        df = obj.to_pandas()
+    else:
+        raise TypeError(f"expected an AlertBatch, DataFrame or astropy Table, not {type(obj).__name__}")
+    for col in (ra, dec):
+        if col not in df.columns:
+            raise KeyError(f"no {col!r} column (columns: {list(df.columns)[:10]}...)")
+    r, d = df[ra].to_numpy(float), df[dec].to_numpy(float)
+    bad = ~np.isfinite(r) | ~np.isfinite(d) | (d < -90) | (d > 90)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} rows have NaN or out-of-range coordinates (first row {np.flatnonzero(bad)[0]})")
+    return df, r, d
+
+
+def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec):
+    """All pairs (i, j) with separation <= radius; ``radius_arcsec`` scalar or per ``j`` (second set).
+
+    Returns
+    -------
+    i, j : ndarray of int
+    sep : ndarray of float (arcsec)
+    """
+    from scipy.spatial import cKDTree
+
+    r = np.broadcast_to(np.asarray(radius_arcsec, float), (len(ra2),))
+    if len(ra1) == 0 or len(ra2) == 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    t1, t2 = cKDTree(xyz(ra1, dec1)), cKDTree(xyz(ra2, dec2))
+    m = t1.sparse_distance_matrix(t2, float(_chord(r.max())), output_type="ndarray")
+    i, j, d = m["i"].astype(np.int64), m["j"].astype(np.int64), m["v"]
+    sep = _sep_from_chord(d)
+    keep = sep <= r[j]
+    order = np.lexsort((sep[keep], j[keep], i[keep]))
+    return i[keep][order], j[keep][order], sep[keep][order]
+
+
+def nearest_within(ra1, dec1, ra2, dec2, radius_arcsec, workers=-1):
+    """For each first-set position, the nearest second-set position within the radius.
+
+    Returns
+    -------
+    idx : ndarray of int
+        Index into the second set, -1 where none lies within the radius.
+    sep : ndarray of float
+        Separation in arcsec (NaN where none).
+    """
+    from scipy.spatial import cKDTree
+
+    n = len(ra1)
+    if n == 0 or len(ra2) == 0:
+        return np.full(n, -1, np.int64), np.full(n, np.nan)
+    tree = cKDTree(xyz(ra2, dec2))
+    d, k = tree.query(xyz(ra1, dec1), k=1, distance_upper_bound=float(_chord(radius_arcsec)) * (1 + 1e-12),
+                      workers=workers)
+    found = np.isfinite(d)
+    idx = np.where(found, k, -1).astype(np.int64)
+    sep = np.where(found, _sep_from_chord(np.where(found, d, 0)), np.nan)
+    return idx, sep
+
+
+def cone_mask(batch, ra, dec, radius):
+    """Boolean mask of alerts within ``radius`` of (ra, dec)."""
+    s = batch.sources
+    sep = angular_separation(s["ra"].to_numpy(), s["dec"].to_numpy(), _deg(ra), _deg(dec))
+    return pd.Series(sep <= _arcsec(radius), index=s.index, name="cone")
+
+
+def match_cone(batch, ra, dec, radius):
+    """Alerts within ``radius`` of (ra, dec), as a new AlertBatch.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.crossmatch import match_cone
+    >>> batch = load_sample()
+    >>> row = batch.sources.iloc[0]
+    >>> len(match_cone(batch, row["ra"], row["dec"], 1 * u.arcsec)) >= 1
+    True
+    """
+    return batch[cone_mask(batch, ra, dec, radius).to_numpy()]
+
+
+def match_catalog(left, catalog, radius=2.0, *, nearest=True, ra="ra", dec="dec", cat_ra="ra", cat_dec="dec",
+                  columns=None, suffix="_cat"):
+    """Match alerts (or any table) against a catalogue.
+
+    Parameters
+    ----------
+    left : AlertBatch, DataFrame or Table
+    catalog : DataFrame or astropy Table
+    radius : Quantity or float (arcsec)
+    nearest : bool
+        ``True``: the nearest catalogue row within the radius, one per matched
+        left row. ``False``: every pair within the radius (many-to-many).
+    columns : list, optional
+        Catalogue columns to carry into the result (default: all).
+
+    Returns
+    -------
+    DataFrame
+        One row per match: the left index (``diaSourceId`` for a batch), the
+        catalogue row number ``cat_index``, ``sep_arcsec`` and the catalogue columns.
+
+    Examples
+    --------
+    >>> import pandas as pd, astropy.units as u
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.crossmatch import match_catalog
+    >>> batch = load_sample()
+    >>> cat = batch.sources[["ra", "dec"]].iloc[:3].reset_index(drop=True).assign(name=["a", "b", "c"])
+    >>> m = match_catalog(batch, cat, 0.1 * u.arcsec)
+    >>> sorted(set(m["name"]))
+    ['a', 'b', 'c']
+    """
+    ldf, lra, ldec = _positions(left, ra, dec)
+    cdf, cra, cdec = _positions(catalog, cat_ra, cat_dec)
+    r = float(_arcsec(radius))
+    if nearest:
+        idx, sep = nearest_within(lra, ldec, cra, cdec, r)
+        i = np.flatnonzero(idx >= 0)
+        j, s = idx[i], sep[i]
+    else:
+        i, j, s = pairs_within(lra, ldec, cra, cdec, r)
+    out = pd.DataFrame({"cat_index": j, "sep_arcsec": s}, index=ldf.index[i])
+    cols = list(cdf.columns) if columns is None else list(columns)
+    carried = cdf.iloc[j][cols].reset_index(drop=True)
+    carried.columns = [c if c not in out.columns and c not in (ldf.index.name,) else c + suffix for c in cols]
+    carried.index = out.index
+    return pd.concat([out, carried], axis=1)
+
+
+def read_watchlist(source) -> pd.DataFrame:
+    """A watchlist from a CSV file or DataFrame: columns ``name``, ``ra``, ``dec`` and optional ``radius`` (arcsec).
+
+    Column names are matched case-insensitively; ``RA``/``Dec``/``RAJ2000`` etc. are accepted.
+    """
+    df = pd.read_csv(source) if isinstance(source, (str, Path)) else pd.DataFrame(source).copy()
+    lower = {c.lower(): c for c in df.columns}
+    ren = {}
+    for want, options in {"name": ("name", "id", "object", "target"),
+                          "ra": ("ra", "raj2000", "ra_deg", "radeg"),
+                          "dec": ("dec", "decj2000", "dec_deg", "decdeg", "de"),
+                          "radius": ("radius", "radius_arcsec", "r")}.items():
+        for o in options:
+            if o in lower:
+                ren[lower[o]] = want
+                break
+    df = df.rename(columns=ren)
+    missing = [c for c in ("ra", "dec") if c not in df.columns]
+    if missing:
+        raise ValueError(f"watchlist lacks {missing} columns (has {list(df.columns)})")
+    if "name" not in df.columns:
+        df["name"] = [f"target{i}" for i in range(len(df))]
+    return df.reset_index(drop=True)
+
+
+def match_watchlist(batch, watchlist, radius=2.0, *, nearest=False):
+    """Alerts within each watchlist target's radius (per-row ``radius`` column, else ``radius``).
+
+    Parameters
+    ----------
+    batch : AlertBatch
+    watchlist : str, path or DataFrame
+        See :func:`read_watchlist`.
+    radius : Quantity or float (arcsec)
+        Default radius for rows without their own.
+    nearest : bool
+        Keep only the nearest target per alert.
+
+    Returns
+    -------
+    DataFrame
+        One row per (alert, target) hit, many-to-many: ``diaSourceId`` (index),
+        ``diaObjectId``, ``name``, ``sep_arcsec``, ``radius_arcsec`` and the
+        target's other columns.
+    """
+    wl = read_watchlist(watchlist)
+    default = float(_arcsec(radius))
+    r = wl["radius"].fillna(default).to_numpy(float) if "radius" in wl else np.full(len(wl), default)
+    s = batch.sources
+    i, j, sep = pairs_within(s["ra"].to_numpy(), s["dec"].to_numpy(), wl["ra"].to_numpy(float),
+                             wl["dec"].to_numpy(float), r)
+    hits = pd.DataFrame({"diaObjectId": s["diaObjectId"].to_numpy()[i], "name": wl["name"].to_numpy()[j],
+                         "sep_arcsec": sep, "radius_arcsec": r[j], "target_index": j}, index=s.index[i])
+    extra = wl.drop(columns=[c for c in ("name", "radius") if c in wl]).iloc[j].reset_index(drop=True)
+    extra.columns = [f"target_{c}" for c in extra.columns]
+    hits = pd.concat([hits, extra.set_axis(hits.index)], axis=1)
+    hits.index.name = "diaSourceId"
+    if nearest:
+        hits = hits.sort_values("sep_arcsec", kind="stable")
+        hits = hits[~hits.index.duplicated(keep="first")].sort_index(kind="stable")
+    return hits
