@@ -78,7 +78,8 @@ def _positions(obj, ra="ra", dec="dec"):
     r, d = df[ra].to_numpy(float), df[dec].to_numpy(float)
     bad = ~np.isfinite(r) | ~np.isfinite(d) | (d < -90) | (d > 90)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} rows have NaN or out-of-range coordinates (first row {np.flatnonzero(bad)[0]})")
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{int(bad.sum())} rows have NaN or out-of-range coordinates (first row {first})")
     return df, r, d
 
 

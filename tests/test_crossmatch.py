@@ -7,8 +7,15 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 
 import lsstuk_kit as lk
-from lsstuk_kit.crossmatch import (angular_separation, match_catalog, match_cone, match_watchlist,
-                                   nearest_within, pairs_within, read_watchlist)
+from lsstuk_kit.crossmatch import (
+    angular_separation,
+    match_catalog,
+    match_cone,
+    match_watchlist,
+    nearest_within,
+    pairs_within,
+    read_watchlist,
+)
 
 
 def random_sky(rng, n, ra0, dec0, width_deg):
@@ -80,7 +87,8 @@ def test_watchlist_many_to_many_per_row_radius(tmp_path):
     batch = lk.load_sample()
     s = batch.sources
     # targets: two on the same alert (different radii), one far from everything
-    t = pd.DataFrame({"Name": ["A", "B", "far"], "RA": [s["ra"].iloc[0], s["ra"].iloc[0] + 1.5 / 3600 / np.cos(np.radians(s["dec"].iloc[0])), 0.0],
+    ra0, dec0 = s["ra"].iloc[0], s["dec"].iloc[0]
+    t = pd.DataFrame({"Name": ["A", "B", "far"], "RA": [ra0, ra0 + 1.5 / 3600 / np.cos(np.radians(dec0)), 0.0],
                       "Dec": [s["dec"].iloc[0], s["dec"].iloc[0], 89.0], "radius": [1.0, 2.0, 60.0]})
     path = tmp_path / "targets.csv"
     t.to_csv(path, index=False)
