@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import filters
+from . import filters, sql
 from .batch import AlertBatch
 from .cutouts import Cutouts
 from .errors import AlertFormatError, SkippedRecord
@@ -30,6 +30,7 @@ __all__ = [
     "sample_path",
     "write_alerts",
     "filters",
+    "sql",
 ]
 
 __version__ = "0.1.0"
