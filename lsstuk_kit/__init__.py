@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import filters, sql
+from . import digest, filters, sql
 from .batch import AlertBatch
 from .cutouts import Cutouts
 from .errors import AlertFormatError, SkippedRecord
@@ -31,6 +31,7 @@ __all__ = [
     "write_alerts",
     "filters",
     "sql",
+    "digest",
 ]
 
 __version__ = "0.1.0"

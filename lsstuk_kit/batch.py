@@ -233,6 +233,16 @@ class AlertBatch:
             raise KeyError(f"diaSourceId {diaSourceId!r} is not unique in this batch")
         return int(self._pos[loc])
 
+    def _cutout_bytes(self, diaSourceId) -> dict:
+        """The raw cutout bytes of one alert: ``{"science": bytes|None, ...}``."""
+        p = self._position(diaSourceId)
+        store = self._store
+        if store.cutouts:
+            return {k: arr[p].as_py() for k, arr in store.cutouts.items()}
+        ref = store.refs[store.ref_ids[p]]
+        _, rec = next(ref.iter_records([store.rec_ids[p]]))
+        return {k: _raw_cutout(rec, k) for k in ("science", "template", "difference")}
+
     def cutouts(self, diaSourceId) -> Cutouts:
         """Decode the cutouts of one alert.
 
@@ -250,15 +260,7 @@ class AlertBatch:
         >>> c.science.shape, c.wcs is not None
         ((30, 30), True)
         """
-        p = self._position(diaSourceId)
-        store = self._store
-        if store.cutouts:
-            data = {k: arr[p].as_py() for k, arr in store.cutouts.items()}
-        else:
-            ref = store.refs[store.ref_ids[p]]
-            _, rec = next(ref.iter_records([store.rec_ids[p]]))
-            data = {k: _raw_cutout(rec, k) for k in ("science", "template", "difference")}
-        return Cutouts.from_bytes(**data)
+        return Cutouts.from_bytes(**self._cutout_bytes(diaSourceId))
 
     def __iter__(self):
         """Iterate over the raw alert dicts, in batch order (read back from the source)."""
@@ -304,6 +306,12 @@ class AlertBatch:
         if not used:
             raise ValueError("the batch is empty: nothing to write")
         return write_alerts(iter(self), path, store.refs[used[0]].writer_schema)
+
+    def to_html(self, path, **kwargs):
+        """Write a self-contained digest page of the interesting alerts (see :mod:`lsstuk_kit.digest`)."""
+        from .digest import to_html
+
+        return to_html(self, path, **kwargs)
 
     # ---------------------------------------------------------------- summaries
     def summary(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["main", "summarize"]
 
@@ -75,7 +76,22 @@ def main(argv=None) -> int:
     rep.add_argument("--speed", type=float, default=None, help="real-time factor (default: full speed)")
     rep.add_argument("--to", default=None, help="copy each batch's files into this folder")
     rep.add_argument("--mode", choices=["visit", "daily", "twice-daily"], default="visit")
+    dg = sub.add_parser("digest", help="a self-contained HTML page of the interesting alerts")
+    dg.add_argument("path", help="Avro file, folder or glob")
+    dg.add_argument("--out", required=True, help="output folder (index.html is written there)")
+    dg.add_argument("--max", type=int, default=50, help="at most this many alerts")
+    dg.add_argument("--min-reliability", type=float, default=0.5)
+    dg.add_argument("--min-snr", type=float, default=5.0)
     args = parser.parse_args(argv)
+    if args.command == "digest":
+        from .digest import to_html
+        from .io import read_alerts
+
+        batch = read_alerts(args.path)
+        page = to_html(batch, Path(args.out) / "index.html", max_alerts=args.max, min_reliability=args.min_reliability,
+                       min_snr=args.min_snr, title=f"lsstuk_kit digest of {args.path}")
+        print(f"wrote {page}")
+        return 0
     if args.command == "simulate":
         from .simulate.night import simulate_to_folder
 

@@ -146,3 +146,262 @@ class Cutouts:
         if self.wcs is not None:
             names.append("wcs")
         return names
+
+
+# --------------------------------------------------------------------------- display
+STRETCHES = ("zscale", "asinh", "percentile")
+
+
+def _norm(img, stretch):
+    from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch, PercentileInterval, ZScaleInterval
+
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        return None
+    if stretch == "zscale":
+        return ImageNormalize(finite, interval=ZScaleInterval(), stretch=LinearStretch())
+    if stretch == "asinh":
+        return ImageNormalize(finite, interval=PercentileInterval(99.5), stretch=AsinhStretch(0.1))
+    if stretch == "percentile":
+        return ImageNormalize(finite, interval=PercentileInterval(99.0), stretch=LinearStretch())
+    raise ValueError(f"stretch must be one of {STRETCHES}, not {stretch!r}")
+
+
+def north_up(image, wcs):
+    """Resample a stamp onto a north-up, east-left grid of the same size and pixel scale.
+
+    Returns the resampled image (NaN outside the original) or the input when
+    there is no celestial WCS.
+    """
+    if wcs is None or image is None:
+        return image
+    from astropy.wcs.utils import proj_plane_pixel_scales
+    from scipy.ndimage import map_coordinates
+
+    ny, nx = image.shape
+    cy, cx = (ny - 1) / 2.0, (nx - 1) / 2.0
+    centre = wcs.pixel_to_world(cx, cy)
+    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)))  # deg / pixel
+    yy, xx = np.mgrid[:ny, :nx].astype(float)
+    # target grid: east to the left (x increases westwards), north up (y increases northwards)
+    from astropy import units as u
+
+    d_east = -(xx - cx) * scale
+    d_north = (yy - cy) * scale
+    sky = centre.spherical_offsets_by(d_east.ravel() * u.deg, d_north.ravel() * u.deg)
+    px, py = wcs.world_to_pixel(sky)
+    return map_coordinates(np.asarray(image, float), [np.reshape(py, image.shape), np.reshape(px, image.shape)],
+                           order=1, cval=np.nan)
+
+
+def plot_cutouts(batch, diaSourceId, fig=None, *, stretch="zscale", north=True, colorbar=True, cmap="gray"):
+    """Draw the science, template and difference stamps of one alert; return the Figure.
+
+    Parameters
+    ----------
+    batch : AlertBatch
+    diaSourceId : int or str
+    fig : matplotlib Figure, optional
+        Drawn into (cleared); a new one otherwise.
+    stretch : {"zscale", "asinh", "percentile"}
+    north : bool
+        Resample north up, east left where the stamp has a WCS.
+    colorbar : bool
+        A colour bar (nJy) under each panel.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.cutouts import plot_cutouts
+    >>> batch = load_sample()
+    >>> fig = plot_cutouts(batch, batch.sources.index[0])
+    >>> len(fig.axes) >= 3
+    True
+    """
+    if fig is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9, 3.4))
+    else:
+        fig.clear()
+    c = batch.cutouts(diaSourceId)
+    axes = fig.subplots(1, 3)
+    for ax, name in zip(axes, STAMPS):
+        img = c[name]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if img is None:
+            ax.text(0.5, 0.5, f"no {name}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(name)
+            continue
+        rotated = north and c.wcs is not None
+        shown = north_up(img, c.wcs) if rotated else img
+        im = ax.imshow(shown, origin="lower", cmap=cmap, norm=_norm(shown, stretch), interpolation="nearest")
+        ny, nx = shown.shape
+        ax.plot([(nx - 1) / 2], [(ny - 1) / 2], marker="+", color="C1", ms=14, mew=1.2)
+        ax.set_title(f"{name}" + (" (N up, E left)" if rotated else ""), fontsize=9)
+        if colorbar:
+            cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.06, pad=0.04)
+            cb.ax.tick_params(labelsize=7)
+            unit = (c.headers.get(name) or {}).get("BUNIT", "")
+            cb.set_label(unit, fontsize=7)
+    fig.suptitle(f"diaSourceId {diaSourceId}", fontsize=10)
+    return fig
+
+
+def save_stamp(batch, diaSourceId, path, which="difference", stretch="zscale"):
+    """Export one stamp: ``.png`` (stretched image) or ``.fits`` (the original FITS, decompressed)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if which not in STAMPS:
+        raise ValueError(f"which must be one of {STAMPS}")
+    if path.suffix.lower() in (".fits", ".fit"):
+        raw = batch._cutout_bytes(diaSourceId)[which]
+        if raw is None:
+            raise ValueError(f"alert {diaSourceId} has no {which} cutout")
+        raw = bytes(raw)
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        path.write_bytes(raw)
+        return path
+    if path.suffix.lower() == ".png":
+        img = batch.cutouts(diaSourceId)[which]
+        if img is None:
+            raise ValueError(f"alert {diaSourceId} has no {which} cutout")
+        import matplotlib.pyplot as plt
+
+        norm = _norm(img, stretch)
+        plt.imsave(path, norm(img) if norm is not None else img, cmap="gray", origin="lower", vmin=0, vmax=1)
+        return path
+    raise ValueError(f"unsupported format {path.suffix!r}: use .png or .fits")
+
+
+# --------------------------------------------------------------------------- shape measures
+def stack_cutouts(batch, which="difference"):
+    """Decode one stamp per alert into a stack (n, ny, nx) (NaN-filled where missing), plus PSFs.
+
+    Returns
+    -------
+    ids : Index
+    stack : ndarray (n, ny, nx)
+    psfs : list of ndarray or None
+    """
+    ids = batch.sources.index
+    images, psfs = [], []
+    shape = None
+    for sid in ids:
+        c = batch.cutouts(sid)
+        img = c[which]
+        images.append(img)
+        psfs.append(c.psf)
+        if img is not None and shape is None:
+            shape = img.shape
+    shape = shape or (30, 30)
+    stack = np.full((len(ids), *shape), np.nan)
+    for k, img in enumerate(images):
+        if img is not None and img.shape == shape:
+            stack[k] = img
+    return ids, stack, psfs
+
+
+def _crop_centre(img, size):
+    ny, nx = img.shape[-2:]
+    y0, x0 = (ny - size) // 2, (nx - size) // 2
+    return img[..., y0:y0 + size, x0:x0 + size]
+
+
+def shape_measures(stack, psfs=None, sign=None, box=11):
+    """Shape measures of difference stamps, vectorised over a stack (n, ny, nx).
+
+    Columns: ``fwhm`` (pixels, from second moments), ``ellipticity`` (1 - b/a),
+    ``peakOffset`` (pixels from the stamp centre to the peak of the
+    PSF-smoothed stamp), ``negFraction`` (share of significant pixels that are
+    negative: ~0 for a clean source, ~0.5 for a dipole), ``psfChi2`` (reduced
+    chi-square of the best-scaled PSF model in the central ``box`` pixels: the
+    alert's PSF where given, else a Gaussian of the measured FWHM), ``snrPeak``.
+
+    Parameters
+    ----------
+    stack : ndarray (n, ny, nx)
+    psfs : list of ndarray or None, optional
+    sign : array of +-1, optional
+        Sign of the source (negative differences are flipped first).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    st = np.asarray(stack, float)
+    n, ny, nx = st.shape
+    if sign is not None:
+        st = st * np.asarray(sign, float)[:, None, None]
+    st = np.nan_to_num(st, nan=0.0)
+    flat = st.reshape(n, -1)
+    med = np.median(flat, axis=1)
+    mad = np.median(np.abs(flat - med[:, None]), axis=1) * 1.4826
+    sigma = np.where(mad > 0, mad, 1.0)
+    z = (st - med[:, None, None]) / sigma[:, None, None]
+    smooth = gaussian_filter(z, sigma=(0, 1.0, 1.0))
+    peak = smooth.reshape(n, -1).argmax(axis=1)
+    py, px = np.divmod(peak, nx)
+    cy, cx = (ny - 1) / 2.0, (nx - 1) / 2.0
+    offset = np.hypot(py - cy, px - cx)
+    sig = np.abs(z) > 3
+    neg = (z < -3).sum(axis=(1, 2))
+    neg_frac = np.where(sig.sum(axis=(1, 2)) > 0, neg / np.maximum(sig.sum(axis=(1, 2)), 1), 0.0)
+    # second moments of the positive signal within 5 px of the peak
+    yy, xx = np.mgrid[:ny, :nx].astype(float)
+    dy = yy[None] - py[:, None, None]
+    dx = xx[None] - px[:, None, None]
+    w = np.where((dx**2 + dy**2 <= 25) & (z > 1), z, 0.0)
+    tot = w.sum(axis=(1, 2))
+    tot = np.where(tot > 0, tot, np.nan)
+    mx = (w * dx).sum(axis=(1, 2)) / tot
+    my = (w * dy).sum(axis=(1, 2)) / tot
+    ixx = (w * dx**2).sum(axis=(1, 2)) / tot - mx**2
+    iyy = (w * dy**2).sum(axis=(1, 2)) / tot - my**2
+    ixy = (w * dx * dy).sum(axis=(1, 2)) / tot - mx * my
+    tr, det = ixx + iyy, ixx * iyy - ixy**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    l1, l2 = np.maximum(tr / 2 + disc, 1e-6), np.maximum(tr / 2 - disc, 1e-6)
+    fwhm = 2.3548 * np.sqrt((l1 + l2) / 2)
+    ellip = 1 - np.sqrt(l2 / l1)
+    # PSF-likeness: chi^2 of the best-scaled model in the central box
+    half = box // 2
+    models = np.empty((n, box, box))
+    yb, xb = np.mgrid[:box, :box] - half
+    for_gauss = np.nan_to_num(fwhm / 2.3548, nan=2.0)
+    gauss = np.exp(-(xb[None] ** 2 + yb[None] ** 2) / (2 * np.clip(for_gauss, 0.5, 10)[:, None, None] ** 2))
+    models[:] = gauss
+    if psfs is not None:
+        for k, p in enumerate(psfs):
+            if p is not None and min(p.shape) >= box:
+                models[k] = _crop_centre(np.asarray(p, float), box)
+    data = _crop_centre(z, box)
+    mm = (models * models).sum(axis=(1, 2))
+    amp = (models * data).sum(axis=(1, 2)) / np.where(mm > 0, mm, 1)
+    resid = data - amp[:, None, None] * models
+    chi2 = (resid**2).sum(axis=(1, 2)) / (box * box - 1)
+    import pandas as pd
+
+    return pd.DataFrame({"fwhm": fwhm, "ellipticity": ellip, "peakOffset": offset, "negFraction": neg_frac,
+                         "psfChi2": chi2, "snrPeak": smooth.reshape(n, -1).max(axis=1)})
+
+
+def batch_shape_measures(batch, which="difference"):
+    """:func:`shape_measures` for every alert of a batch, indexed by ``diaSourceId`` (join to ``sources``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.cutouts import batch_shape_measures
+    >>> batch = load_sample()
+    >>> m = batch_shape_measures(batch[:5])
+    >>> list(m.columns)[:3]
+    ['fwhm', 'ellipticity', 'peakOffset']
+    """
+    ids, stack, psfs = stack_cutouts(batch, which)
+    sign = np.sign(batch.sources["psfFlux"].to_numpy(float))
+    sign[sign == 0] = 1
+    out = shape_measures(stack, psfs, sign)
+    out.index = ids
+    return out
