@@ -311,7 +311,23 @@ def _crop_centre(img, size):
     return img[..., y0:y0 + size, x0:x0 + size]
 
 
-def shape_measures(stack, psfs=None, sign=None, box=11):
+def _noise(st):
+    """Background level and noise per stamp from its border (outer 4 pixels), with one 3-sigma clip."""
+    n = st.shape[0]
+    border = np.concatenate([st[:, :4].reshape(n, -1), st[:, -4:].reshape(n, -1),
+                             st[:, 4:-4, :4].reshape(n, -1), st[:, 4:-4, -4:].reshape(n, -1)], axis=1)
+    border = border.astype(np.float64)
+    m = border.mean(axis=1)
+    sd = border.std(axis=1)
+    keep = np.abs(border - m[:, None]) <= 3 * np.maximum(sd, 1e-30)[:, None]
+    k = np.maximum(keep.sum(axis=1), 1)
+    m2 = (border * keep).sum(axis=1) / k
+    var = ((border - m2[:, None]) ** 2 * keep).sum(axis=1) / np.maximum(k - 1, 1)
+    sd2 = np.sqrt(var)
+    return m2, np.where(sd2 > 0, sd2, 1.0)
+
+
+def shape_measures(stack, psfs=None, sign=None, box=11, normalised=False):
     """Shape measures of difference stamps, vectorised over a stack (n, ny, nx).
 
     Columns: ``fwhm`` (pixels, from second moments), ``ellipticity`` (1 - b/a),
@@ -327,32 +343,40 @@ def shape_measures(stack, psfs=None, sign=None, box=11):
     psfs : list of ndarray or None, optional
     sign : array of +-1, optional
         Sign of the source (negative differences are flipped first).
+    box : int
+        Size of the central box for the PSF fit (and of the moment window).
+    normalised : bool
+        The stack is already in units of its noise, with zero background.
     """
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import uniform_filter
 
-    st = np.asarray(stack, float)
+    st = np.nan_to_num(np.asarray(stack, np.float32), nan=0.0)
     n, ny, nx = st.shape
     if sign is not None:
-        st = st * np.asarray(sign, float)[:, None, None]
-    st = np.nan_to_num(st, nan=0.0)
-    flat = st.reshape(n, -1)
-    med = np.median(flat, axis=1)
-    mad = np.median(np.abs(flat - med[:, None]), axis=1) * 1.4826
-    sigma = np.where(mad > 0, mad, 1.0)
-    z = (st - med[:, None, None]) / sigma[:, None, None]
-    smooth = gaussian_filter(z, sigma=(0, 1.0, 1.0))
-    peak = smooth.reshape(n, -1).argmax(axis=1)
+        st = st * np.asarray(sign, np.float32)[:, None, None]
+    if normalised:
+        z = st
+    else:
+        med, sigma = _noise(st)
+        z = (st - med[:, None, None].astype(np.float32)) / sigma[:, None, None].astype(np.float32)
+    smooth = uniform_filter(z, size=(1, 3, 3), mode="constant")
+    flat_smooth = smooth.reshape(n, -1)
+    peak = flat_smooth.argmax(axis=1)
     py, px = np.divmod(peak, nx)
     cy, cx = (ny - 1) / 2.0, (nx - 1) / 2.0
     offset = np.hypot(py - cy, px - cx)
-    sig = np.abs(z) > 3
-    neg = (z < -3).sum(axis=(1, 2))
-    neg_frac = np.where(sig.sum(axis=(1, 2)) > 0, neg / np.maximum(sig.sum(axis=(1, 2)), 1), 0.0)
-    # second moments of the positive signal within 5 px of the peak
-    yy, xx = np.mgrid[:ny, :nx].astype(float)
-    dy = yy[None] - py[:, None, None]
-    dx = xx[None] - px[:, None, None]
-    w = np.where((dx**2 + dy**2 <= 25) & (z > 1), z, 0.0)
+    pos_sig = (z > 3).sum(axis=(1, 2))
+    neg_sig = (z < -3).sum(axis=(1, 2))
+    neg_frac = np.where(pos_sig + neg_sig > 0, neg_sig / np.maximum(pos_sig + neg_sig, 1), 0.0)
+    # second moments of the positive signal in a box around the peak
+    half = box // 2
+    d = np.arange(-half, half + 1)
+    yy = np.clip(py[:, None] + d[None, :], 0, ny - 1)
+    xx = np.clip(px[:, None] + d[None, :], 0, nx - 1)
+    win = z[np.arange(n)[:, None, None], yy[:, :, None], xx[:, None, :]]
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+    inside = (dx**2 + dy**2) <= 25
+    w = np.where(inside[None] & (win > 1), win, 0.0)
     tot = w.sum(axis=(1, 2))
     tot = np.where(tot > 0, tot, np.nan)
     mx = (w * dx).sum(axis=(1, 2)) / tot
@@ -366,16 +390,12 @@ def shape_measures(stack, psfs=None, sign=None, box=11):
     fwhm = 2.3548 * np.sqrt((l1 + l2) / 2)
     ellip = 1 - np.sqrt(l2 / l1)
     # PSF-likeness: chi^2 of the best-scaled model in the central box
-    half = box // 2
-    models = np.empty((n, box, box))
-    yb, xb = np.mgrid[:box, :box] - half
-    for_gauss = np.nan_to_num(fwhm / 2.3548, nan=2.0)
-    gauss = np.exp(-(xb[None] ** 2 + yb[None] ** 2) / (2 * np.clip(for_gauss, 0.5, 10)[:, None, None] ** 2))
-    models[:] = gauss
+    sig_g = np.clip(np.nan_to_num(fwhm / 2.3548, nan=2.0), 0.5, 10)
+    models = np.exp(-(dx[None] ** 2 + dy[None] ** 2) / (2 * sig_g[:, None, None] ** 2)).astype(np.float32)
     if psfs is not None:
         for k, p in enumerate(psfs):
             if p is not None and min(p.shape) >= box:
-                models[k] = _crop_centre(np.asarray(p, float), box)
+                models[k] = _crop_centre(np.asarray(p, np.float32), box)
     data = _crop_centre(z, box)
     mm = (models * models).sum(axis=(1, 2))
     amp = (models * data).sum(axis=(1, 2)) / np.where(mm > 0, mm, 1)
@@ -384,7 +404,7 @@ def shape_measures(stack, psfs=None, sign=None, box=11):
     import pandas as pd
 
     return pd.DataFrame({"fwhm": fwhm, "ellipticity": ellip, "peakOffset": offset, "negFraction": neg_frac,
-                         "psfChi2": chi2, "snrPeak": smooth.reshape(n, -1).max(axis=1)})
+                         "psfChi2": chi2, "snrPeak": flat_smooth.max(axis=1) * 3.0})
 
 
 def batch_shape_measures(batch, which="difference"):
