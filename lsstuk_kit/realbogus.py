@@ -340,9 +340,14 @@ def default_model(n=20_000, seed=0, retrain=False):
 
 def batch_stamps(batch):
     """The (n, 3, 30, 30) triplet stack of a batch (ZTF stamps cut to their central 30x30)."""
-    from .cutouts import stack_cutouts
+    from .cutouts import fast_stack, stack_cutouts
 
-    stacks = [_centre(stack_cutouts(batch, which)[1]) for which in ("science", "template", "difference")]
+    stacks = []
+    for which in ("science", "template", "difference"):
+        st = fast_stack(batch, which)  # one vectorised decode where the stamps share a layout
+        if st is None:
+            st = stack_cutouts(batch, which)[1]
+        stacks.append(_centre(st))
     return np.stack(stacks, axis=1)
 
 

@@ -220,3 +220,17 @@ def test_digest_page_renders_in_headless_chromium(batch, tmp_path):
     sub = lk.digest.interesting(batch, max_alerts=8)
     for sid in sub.sources.index:
         assert str(sid) in dom
+
+
+def test_fast_stack_equals_one_by_one_decoding(batch, real_alerts):
+    from lsstuk_kit.cutouts import fast_stack, stack_cutouts
+
+    for b in (batch, batch[::3], lk.read_alerts(real_alerts / "lsst" / "part-2-918301.avro")):
+        for which in ("science", "template", "difference"):
+            fast = fast_stack(b, which)
+            slow = stack_cutouts(b, which)[1]
+            if fast is not None:
+                assert np.allclose(fast, slow, equal_nan=True)
+    assert fast_stack(batch, "difference") is not None  # the simulator's stamps share one layout
+    ztf = lk.read_alerts(real_alerts / "ztf" / "part-3-305711.avro")
+    assert fast_stack(ztf, "difference") is None  # gzip-compressed: decoded one by one
