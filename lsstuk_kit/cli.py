@@ -52,6 +52,13 @@ def summarize(path, *, progress=None, out=None) -> int:
     return 1 if len(errors) else 0
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv=None) -> int:
     """Entry point of ``lsstuk-kit``."""
     parser = argparse.ArgumentParser(prog="lsstuk-kit", description="Rubin/ZTF alert stream kit")
@@ -61,7 +68,7 @@ def main(argv=None) -> int:
     ps.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="show a progress bar (default: on for 20+ files)")
     sim = sub.add_parser("simulate", help="simulate nights of an LSST-like survey: tables, alerts, truth")
-    sim.add_argument("--nights", type=int, default=1)
+    sim.add_argument("--nights", type=_positive_int, default=1)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--fields", type=int, nargs="*", default=None,
@@ -83,6 +90,14 @@ def main(argv=None) -> int:
     dg.add_argument("--min-reliability", type=float, default=0.5)
     dg.add_argument("--min-snr", type=float, default=5.0)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as exc:  # AlertFormatError is a ValueError
+        print(f"lsstuk-kit {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
     if args.command == "digest":
         from .digest import to_html
         from .io import read_alerts
@@ -111,11 +126,7 @@ def main(argv=None) -> int:
         print(f"replayed {total} alerts" + (f" into {args.to}" if args.to else ""))
         return 0
     if args.command == "summary":
-        try:
-            return summarize(args.path, progress=args.progress)
-        except FileNotFoundError as exc:
-            print(f"lsstuk-kit: {exc}", file=sys.stderr)
-            return 2
+        return summarize(args.path, progress=args.progress)
     return 2  # pragma: no cover
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 import lsstuk_kit as lk
 from lsstuk_kit.cli import main
@@ -34,3 +35,20 @@ def test_console_script_runs():
     exe = shutil.which("lsstuk-kit") or f"{sys.executable} -m lsstuk_kit.cli"
     res = subprocess.run(exe.split() + ["summary", "/no/such/folder"], capture_output=True, text=True)
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["replay", "/no/such/folder"], "no per-visit .avro files"),
+    (["digest", "/no/such/folder", "--out", "/tmp/lsstuk-never"], "no such file"),
+    (["summary", "/no/such/folder"], "no such file"),
+])
+def test_bad_paths_give_one_line_errors(argv, expect, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_simulate_rejects_zero_nights(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--nights", "0", "--out", "/tmp/lsstuk-never"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
