@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from .cutouts import Cutouts
 
@@ -359,7 +358,3 @@ def _raw_cutout(rec, name):
     if isinstance(val, dict):  # ZTF: {"fileName", "stampData"}
         val = val.get("stampData")
     return val
-
-
-def _as_binary(arr):
-    return arr if isinstance(arr, pa.Array) else pa.array(arr, pa.binary())

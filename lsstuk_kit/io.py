@@ -203,10 +203,7 @@ class _Reader:
             if ref.kind == "wire":
                 units.extend(self._wire_units(k, ref))
                 continue
-            try:
-                unit = self._container_unit(k, ref)
-            except AlertFormatError:
-                raise
+            unit = self._container_unit(k, ref)
             if unit is not None:
                 units.append(unit)
         return units

@@ -58,6 +58,17 @@ class _Index:
     def _candidates(self, ra, dec, radius_arcsec):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _sort_cells(self, cells):
+        """Remember the rows in order of their cell id (the index)."""
+        self.order = np.argsort(cells, kind="stable")
+        self.sorted_cells = cells[self.order]
+
+    def _rows_between(self, first, last):
+        """Rows whose cell id lies in any [first[k], last[k]] (one cell each: first == last)."""
+        lo = np.searchsorted(self.sorted_cells, first, "left")
+        hi = np.searchsorted(self.sorted_cells, last, "right")
+        return _ranges_to_rows(self.order, lo, hi)
+
     def query(self, ra, dec, radius_arcsec):
         """Sorted row numbers within ``radius_arcsec`` of (ra, dec)."""
         cand = np.unique(self._candidates(float(ra), float(dec), float(radius_arcsec)))
@@ -88,10 +99,8 @@ class HealpixIndex(_Index):
         from astropy.coordinates import Latitude, Longitude
         from cdshealpix.nested import lonlat_to_healpix
 
-        ipix = np.asarray(lonlat_to_healpix(Longitude(self.ra * u.deg), Latitude(self.dec * u.deg), self.depth),
-                          np.int64)
-        self.order = np.argsort(ipix, kind="stable")
-        self.sorted_ipix = ipix[self.order]
+        self._sort_cells(np.asarray(lonlat_to_healpix(Longitude(self.ra * u.deg), Latitude(self.dec * u.deg),
+                                                      self.depth), np.int64))
 
     def _candidates(self, ra, dec, radius_arcsec):
         from astropy import units as u
@@ -101,9 +110,7 @@ class HealpixIndex(_Index):
         ipix, _, _ = cone_search(Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec,
                                  self.depth, flat=True)
         ipix = np.asarray(ipix, np.int64)
-        lo = np.searchsorted(self.sorted_ipix, ipix, "left")
-        hi = np.searchsorted(self.sorted_ipix, ipix, "right")
-        return _ranges_to_rows(self.order, lo, hi)
+        return self._rows_between(ipix, ipix)
 
 
 class HTMIndex(_Index):
@@ -119,15 +126,11 @@ class HTMIndex(_Index):
         import esutil.htm
 
         self.htm = esutil.htm.HTM(self.depth)
-        ids = np.asarray(self.htm.lookup_id(self.ra, self.dec), np.int64)
-        self.order = np.argsort(ids, kind="stable")
-        self.sorted_ids = ids[self.order]
+        self._sort_cells(np.asarray(self.htm.lookup_id(self.ra, self.dec), np.int64))
 
     def _candidates(self, ra, dec, radius_arcsec):
         tri = np.asarray(self.htm.intersect(ra, dec, radius_arcsec / 3600.0, inclusive=True), np.int64)
-        lo = np.searchsorted(self.sorted_ids, tri, "left")
-        hi = np.searchsorted(self.sorted_ids, tri, "right")
-        return _ranges_to_rows(self.order, lo, hi)
+        return self._rows_between(tri, tri)
 
 
 class S2Index(_Index):
@@ -148,8 +151,7 @@ class S2Index(_Index):
 
         ids = np.fromiter((s2.S2CellId(s2.S2LatLng.FromDegrees(d, r)).id() for r, d in zip(self.ra, self.dec)),
                           dtype=np.uint64, count=len(self.ra))
-        self.order = np.argsort(ids, kind="stable")
-        self.sorted_ids = ids[self.order]
+        self._sort_cells(ids)
         self.coverer = s2.S2RegionCoverer()
         self.coverer.set_max_cells(self.max_cells)
         self._s2 = s2
@@ -160,9 +162,7 @@ class S2Index(_Index):
         cells = self.coverer.GetCovering(cap)
         mins = np.array([c.range_min().id() for c in cells], dtype=np.uint64)
         maxs = np.array([c.range_max().id() for c in cells], dtype=np.uint64)
-        lo = np.searchsorted(self.sorted_ids, mins, "left")
-        hi = np.searchsorted(self.sorted_ids, maxs, "right")
-        return _ranges_to_rows(self.order, lo, hi)
+        return self._rows_between(mins, maxs)
 
 
 class Q3CIndex(_Index):

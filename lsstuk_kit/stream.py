@@ -240,6 +240,15 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
     """
     from .io import read_alerts
 
+    for messages in _consume(topic, bootstrap_servers, group_id=group_id, start=start, chunk_size=chunk_size,
+                             chunk_seconds=chunk_seconds, idle_timeout=idle_timeout, max_alerts=max_alerts,
+                             timeout=timeout, config=config, **settings):
+        yield read_alerts(messages)
+
+
+def _consume(topic, bootstrap_servers=None, *, group_id, start, chunk_size, chunk_seconds, idle_timeout,
+             max_alerts, timeout, config, **settings):
+    """Raw message chunks; each chunk's offsets are committed when the next one is requested."""
     ck = _kafka()
     cfg = kafka_config(bootstrap_servers, config, **settings)
     cfg.update({"group.id": group_id, "enable.auto.commit": False,
@@ -278,7 +287,7 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
                 elif idle_timeout is not None and time.monotonic() - last_msg > idle_timeout:
                     break
             if messages:
-                yield read_alerts(messages)
+                yield messages
                 # the caller has come back for more: the chunk was handed over
                 consumer.commit(offsets=[ck.TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
                                 asynchronous=False)
@@ -293,13 +302,10 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
 def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, **kwargs):
     """Read alerts from a topic into one AlertBatch (all chunks until idle or ``max_alerts``)."""
     from .batch import AlertBatch
-
-    chunks = list(stream_alerts(topic, bootstrap_servers, max_alerts=max_alerts, **kwargs))
-    if not chunks:
-        return AlertBatch.empty()
-    if len(chunks) == 1:
-        return chunks[0]
     from .io import read_alerts
 
-    raws = [m for c in chunks for m in encode_messages(c)]
-    return read_alerts([v for _, v, _ in raws])
+    defaults = {"group_id": "lsstuk-kit", "start": "earliest", "chunk_size": 500, "chunk_seconds": 5.0,
+                "idle_timeout": 10.0, "timeout": 10.0, "config": None}
+    messages = [m for chunk in _consume(topic, bootstrap_servers, max_alerts=max_alerts, **{**defaults, **kwargs})
+                for m in chunk]
+    return read_alerts(messages) if messages else AlertBatch.empty()

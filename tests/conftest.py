@@ -16,6 +16,22 @@ def real_alerts() -> Path:
 
 
 @pytest.fixture(scope="session")
+def batch():
+    """The bundled sample night (read once per test session)."""
+    import lsstuk_kit as lk
+
+    return lk.load_sample()
+
+
+@pytest.fixture(scope="session")
+def truth():
+    """The sample night's truth table."""
+    import lsstuk_kit as lk
+
+    return lk.load_sample_truth()
+
+
+@pytest.fixture(scope="session")
 def sim():
     """A small simulated night: (parsed schema, list of alert dicts) of the latest schema."""
     from lsstuk_kit.simulate import simulate_packets

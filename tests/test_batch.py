@@ -8,11 +8,6 @@ import lsstuk_kit as lk
 from .test_inputs import N_SAMPLE, tables_equal
 
 
-@pytest.fixture(scope="module")
-def batch():
-    return lk.load_sample()
-
-
 def test_len_and_index(batch):
     assert len(batch) == len(batch.sources) == N_SAMPLE
     assert batch.sources.index.name == "diaSourceId"

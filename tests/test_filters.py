@@ -6,19 +6,8 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-import lsstuk_kit as lk
 from lsstuk_kit import filters as F
 from lsstuk_kit.sql import SQLError
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return lk.load_sample()
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return lk.load_sample_truth()
 
 
 def brute_detections(batch):

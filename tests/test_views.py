@@ -19,16 +19,6 @@ from lsstuk_kit.lightcurves import lightcurve_features, plot_lightcurve
 matplotlib.use("Agg")
 
 
-@pytest.fixture(scope="module")
-def batch():
-    return lk.load_sample()
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return lk.load_sample_truth()
-
-
 @pytest.mark.parametrize("stretch", ["zscale", "asinh", "percentile"])
 def test_plot_cutouts_rubin(batch, stretch):
     fig = plot_cutouts(batch, batch.sources.index[0], stretch=stretch)
