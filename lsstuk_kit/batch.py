@@ -84,6 +84,54 @@ class AlertBatch:
                                ref_ids=np.zeros(0, np.int64), rec_ids=np.zeros(0, np.int64),
                                refs=list(refs), errors=errors)
 
+    @classmethod
+    def concat(cls, batches) -> AlertBatch:
+        """Join batches (or subsets of them) into one, keeping order, history, objects and cutouts.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import AlertBatch, load_sample
+        >>> batch = load_sample()
+        >>> both = AlertBatch.concat([batch[:10], batch[10:]])
+        >>> both.sources.equals(batch.sources) and both.history.equals(batch.history)
+        True
+        """
+        batches = [b for b in batches if b is not None]
+        if not batches:
+            return cls.empty()
+        if len(batches) == 1:
+            return batches[0]
+        sources, history, objects, ref_ids, rec_ids, refs, errors = [], [], [], [], [], [], []
+        keep_cutouts = all(b._store.cutouts for b in batches)
+        names = set.intersection(*(set(b._store.cutouts) for b in batches)) if keep_cutouts else set()
+        cutouts = {k: [] for k in sorted(names)}
+        offset = 0
+        for b in batches:
+            st, pos = b._store, b._pos
+            new_pos = np.full(len(st.sources), -1, np.int64)
+            new_pos[pos] = np.arange(len(pos)) + offset
+            sources.append(st.sources.iloc[pos])
+            for frame, out in ((st.history, history), (st.objects, objects)):
+                if "_alert" in frame and len(frame):
+                    a = new_pos[frame["_alert"].to_numpy(np.int64)]
+                    out.append(frame[a >= 0].assign(_alert=a[a >= 0]))
+            for k in cutouts:
+                cutouts[k].append(st.cutouts[k].take(pos))
+            ref_ids.append(st.ref_ids[pos] + len(refs))
+            rec_ids.append(st.rec_ids[pos])
+            refs.extend(st.refs)
+            errors.extend(st.errors)
+            offset += len(pos)
+        import pyarrow as pa
+
+        empty = batches[0]._store
+        return cls._from_parts(
+            sources=pd.concat(sources, ignore_index=True),
+            history=pd.concat(history, ignore_index=True) if history else empty.history.iloc[:0],
+            objects=pd.concat(objects, ignore_index=True) if objects else empty.objects.iloc[:0],
+            cutouts={k: pa.concat_arrays(v) for k, v in cutouts.items()},
+            ref_ids=np.concatenate(ref_ids), rec_ids=np.concatenate(rec_ids), refs=refs, errors=errors)
+
     # ---------------------------------------------------------------- tables
     def __len__(self):
         return len(self._pos)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .crossmatch import _positions, pairs_within
+from .scale import dask_aware
 
 __all__ = ["load_hipparcos", "bright_star_radius", "bright_star_veto", "load_openngc", "galaxy",
            "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog"]
@@ -70,6 +71,7 @@ def bright_star_radius(mag):
     return np.maximum(316.0 * 10 ** (-0.12 * np.asarray(mag, float)), 2.0)
 
 
+@dask_aware
 def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=None) -> pd.DataFrame:
     """Which alerts lie within a bright star's halo.
 
@@ -196,6 +198,7 @@ def elliptical_distance(ra, dec, gal_ra, gal_dec, a_arcsec, b_arcsec, pa_deg):
     return np.sqrt((major / a) ** 2 + (minor / b) ** 2)
 
 
+@dask_aware
 def in_galaxy(alerts, name_or_row, scale=1.0):
     """Mask of alerts inside a galaxy's ellipse (``scale`` x the catalogued size).
 
@@ -214,6 +217,7 @@ def in_galaxy(alerts, name_or_row, scale=1.0):
     return pd.Series(d <= 1.0, index=df.index, name=f"in_{g['name']}")
 
 
+@dask_aware
 def associate_hosts(alerts, galaxies, max_distance=3.0, id_col="name") -> pd.DataFrame:
     """Host association: for each alert, the galaxy with the smallest normalised elliptical distance.
 

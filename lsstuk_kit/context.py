@@ -30,6 +30,7 @@ import pandas as pd
 
 from .catalogs import associate_hosts, bright_star_veto
 from .crossmatch import _positions, nearest_within
+from .scale import dask_aware
 
 __all__ = ["CONTEXTS", "classify_context", "catalogs_from_simulation", "context_accuracy"]
 
@@ -37,6 +38,7 @@ CONTEXTS = {"BS": "bright star", "CV": "CV", "UN": "unclear", "VS": "variable st
             "NT": "nuclear transient", "SN": "supernova", "OR": "orphan"}
 
 
+@dask_aware
 def classify_context(alerts, *, stars=None, galaxies=None, cvs=None, bright_stars=True, bright_mag_limit=8.0,
                      star_arcsec=1.0, nuclear_arcsec=0.3, sn_max_distance=3.0) -> pd.DataFrame:
     """Classify each alert by its surroundings.

@@ -276,7 +276,7 @@ def _history_columns(df, idx, fields):
 
 
 def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamps=None, visits=None,
-                     chunk=20000, codec="null", progress=False):
+                     chunk=20000, codec="null", progress=False, history_days=HISTORY_DAYS):
     """Build Rubin alerts from survey tables; write one Avro file per visit or return them.
 
     Parameters
@@ -303,6 +303,9 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
         Avro codec of the files (``null`` or ``deflate``).
     progress : bool
         Progress bar over chunks.
+    history_days : float
+        How far back ``prvDiaSources`` and ``prvDiaForcedSources`` reach (Rubin:
+        365 days). ``0`` makes "lite" alerts with empty histories.
 
     Returns
     -------
@@ -375,8 +378,8 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
             continue
         d = det.iloc[part]
         src = _source_columns(d, src_fields)
-        # previous detections: rows of the same object before this one, within 365 days
-        counts, items = _window_items(key_sorted, gstart[part], key[part], rank[part], HISTORY_DAYS)
+        # previous detections: rows of the same object before this one, within history_days
+        counts, items = _window_items(key_sorted, gstart[part], key[part], rank[part], history_days)
         prv = _source_columns(det_sorted.iloc[items], src_fields)
         cols = {
             "diaSourceId": d["diaSourceId"].to_numpy(np.int64),
@@ -387,7 +390,7 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
         if forced_sorted is not None:
             upper = np.searchsorted(fkey_sorted, key[part], side="left")
             fstart = np.searchsorted(fkey_sorted, codes[part] * big, side="left")
-            fcounts, fitems = _window_items(fkey_sorted, fstart, key[part], upper, HISTORY_DAYS)
+            fcounts, fitems = _window_items(fkey_sorted, fstart, key[part], upper, history_days)
             fcols = _forced_columns(forced_sorted.iloc[fitems], fsrc_fields)
             cols["prvDiaForcedSources"] = ListColumn(fcols, fcounts)
         if stamps is not None:

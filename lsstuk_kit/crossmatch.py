@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .scale import _is_lazy, dask_aware
+
 __all__ = ["match_cone", "cone_mask", "match_catalog", "match_watchlist", "read_watchlist", "pairs_within",
            "nearest_within", "angular_separation"]
 
@@ -129,6 +131,7 @@ def nearest_within(ra1, dec1, ra2, dec2, radius_arcsec, workers=-1):
     return idx, sep
 
 
+@dask_aware
 def cone_mask(batch, ra, dec, radius):
     """Boolean mask of alerts within ``radius`` of (ra, dec)."""
     s = batch.sources
@@ -149,9 +152,12 @@ def match_cone(batch, ra, dec, radius):
     >>> len(match_cone(batch, row["ra"], row["dec"], 1 * u.arcsec)) >= 1
     True
     """
+    if _is_lazy(batch):
+        return batch.filter(cone_mask(batch, ra, dec, radius))
     return batch[cone_mask(batch, ra, dec, radius).to_numpy()]
 
 
+@dask_aware
 def match_catalog(left, catalog, radius=2.0, *, nearest=True, ra="ra", dec="dec", cat_ra="ra", cat_dec="dec",
                   columns=None, suffix="_cat"):
     """Match alerts (or any table) against a catalogue.
@@ -226,6 +232,7 @@ def read_watchlist(source) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+@dask_aware
 def match_watchlist(batch, watchlist, radius=2.0, *, nearest=False):
     """Alerts within each watchlist target's radius (per-row ``radius`` column, else ``radius``).
 

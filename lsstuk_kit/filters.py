@@ -12,8 +12,12 @@ comes later (from another alert of the same object in the batch) is ignored.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
+
+from .scale import dask_aware
 
 __all__ = [
     "observable", "quality", "has_history", "recurring", "new", "galactic_latitude", "galactic",
@@ -32,6 +36,7 @@ def _series(batch, values, name):
     return pd.Series(np.asarray(values, bool), index=batch.sources.index, name=name)
 
 
+@dask_aware
 def observable(batch, max_mag=None, min_snr=None):
     """Alerts bright enough to follow up.
 
@@ -55,6 +60,7 @@ def observable(batch, max_mag=None, min_snr=None):
     return _series(batch, ok, "observable")
 
 
+@dask_aware
 def quality(batch, min_reliability=0.5, allow_dipoles=False, flags=QUALITY_FLAGS):
     """Alerts whose detection looks real.
 
@@ -83,6 +89,18 @@ def quality(batch, min_reliability=0.5, allow_dipoles=False, flags=QUALITY_FLAGS
     return _series(batch, ok, "quality")
 
 
+def _time_key_scale(t_a, t_d):
+    """Offset and spacing for the sort keys ``code * big + (t - t0)``: times fall in [1, big - 1].
+
+    ``big`` is the batch's time span (not a fixed large number), so the keys stay
+    small and float64 keeps sub-second precision even for 10^6 objects.
+    """
+    t = np.concatenate([t_a, t_d])
+    if len(t) == 0:
+        return 0.0, 2.0
+    return float(t.min()) - 1.0, float(t.max() - t.min()) + 2.0
+
+
 def _detections_before(batch):
     """Per alert: count, first time and times of its object's detections up to the alert."""
     s = batch.sources
@@ -90,17 +108,18 @@ def _detections_before(batch):
     det = h[h["kind"] == "detection"]
     codes, uniq = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
     a_code, d_code = codes[: len(s)], codes[len(s):]
-    t0 = min(float(s["midpointMjdTai"].min()), float(det["midpointMjdTai"].min()) if len(det) else np.inf) - 1
-    big = 1e6
-    dkey = d_code * big + (det["midpointMjdTai"].to_numpy(float) - t0)
+    t_a, t_d = s["midpointMjdTai"].to_numpy(float), det["midpointMjdTai"].to_numpy(float)
+    t0, big = _time_key_scale(t_a, t_d)
+    dkey = d_code * big + (t_d - t0)
     order = np.argsort(dkey, kind="stable")
     dkey = dkey[order]
-    akey = a_code * big + (s["midpointMjdTai"].to_numpy(float) - t0)
+    akey = a_code * big + (t_a - t0)
     start = np.searchsorted(dkey, a_code * big)
     upto = np.searchsorted(dkey, akey + 1e-7, side="right")  # the alert's own detection included
     return dkey, start, upto, akey, a_code, big
 
 
+@dask_aware
 def has_history(batch, min_detections=2, min_baseline_days=0.0):
     """Alerts whose object has a history.
 
@@ -124,6 +143,7 @@ def has_history(batch, min_detections=2, min_baseline_days=0.0):
     return _series(batch, ok, "has_history")
 
 
+@dask_aware
 def recurring(batch, days=100.0):
     """Alerts of objects already detected more than ``days`` before this alert.
 
@@ -147,21 +167,39 @@ def recurring(batch, days=100.0):
     return _series(batch, ok, "recurring")
 
 
+@dask_aware
 def new(batch, days=100.0):
     """Alerts of objects not detected more than ``days`` before (the complement of :func:`recurring`)."""
     return _series(batch, ~recurring(batch, days).to_numpy(), "new")
 
 
-def galactic(batch) -> pd.DataFrame:
-    """Galactic longitude and latitude of each alert (deg): columns ``galLon``, ``galLat``."""
+@functools.lru_cache(maxsize=1)
+def _icrs_to_galactic():
+    """The 3x3 rotation from ICRS to galactic unit vectors (from astropy, once)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
+    # the ICRS x, y and z axes point at (ra, dec) = (0, 0), (90, 0) and (0, 90)
+    axes = SkyCoord([0.0, 90.0, 0.0] * u.deg, [0.0, 0.0, 90.0] * u.deg, frame="icrs").galactic
+    return np.asarray(axes.cartesian.xyz.value)  # column k: the galactic unit vector of ICRS axis k
+
+
+@dask_aware
+def galactic(batch) -> pd.DataFrame:
+    """Galactic longitude and latitude of each alert (deg): columns ``galLon``, ``galLat``.
+
+    One fixed rotation of the unit vectors (astropy's ICRS -> Galactic matrix), vectorised.
+    """
     s = batch.sources
-    g = SkyCoord(s["ra"].to_numpy() * u.deg, s["dec"].to_numpy() * u.deg).galactic
-    return pd.DataFrame({"galLon": g.l.deg, "galLat": g.b.deg}, index=s.index)
+    ra, dec = np.radians(s["ra"].to_numpy(float)), np.radians(s["dec"].to_numpy(float))
+    v = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    g = _icrs_to_galactic() @ v
+    lon = np.degrees(np.arctan2(g[1], g[0])) % 360.0
+    lat = np.degrees(np.arctan2(g[2], np.hypot(g[0], g[1])))  # precise at the poles too
+    return pd.DataFrame({"galLon": lon, "galLat": lat}, index=s.index)
 
 
+@dask_aware
 def galactic_latitude(batch, min_abs_b=20.0, max_abs_b=None):
     """Alerts away from (or near) the galactic plane.
 
@@ -183,6 +221,7 @@ def galactic_latitude(batch, min_abs_b=20.0, max_abs_b=None):
     return _series(batch, ok, "galactic_latitude")
 
 
+@dask_aware
 def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
     """Magnitude change rate of each alert against the object's previous detection.
 
@@ -194,17 +233,14 @@ def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
     h = batch.history
     kinds = ["detection", "forced"] if include_forced else ["detection"]
     det = h[h["kind"].isin(kinds) & h["psfFlux"].notna()]
-    keys_a = s["diaObjectId"].astype(str)
-    keys_d = det["diaObjectId"].astype(str)
-    if same_band:
-        keys_a = keys_a + "|" + s["band"].astype(str)
-        keys_d = keys_d + "|" + det["band"].astype(str)
-    codes, _ = pd.factorize(pd.concat([keys_a, keys_d], ignore_index=True))
+    codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
+    if same_band:  # one integer per (object, band)
+        bands, _ = pd.factorize(pd.concat([s["band"], det["band"]], ignore_index=True))
+        codes, _ = pd.factorize(codes.astype(np.int64) * (int(bands.max()) + 2) + (bands + 1))  # dense again
     a_code, d_code = codes[: len(s)], codes[len(s):]
     t_a = s["midpointMjdTai"].to_numpy(float)
     t_d = det["midpointMjdTai"].to_numpy(float)
-    t0 = min(t_a.min(), t_d.min() if len(t_d) else np.inf) - 1
-    big = 1e6
+    t0, big = _time_key_scale(t_a, t_d)
     dkey = d_code * big + (t_d - t0)
     order = np.argsort(dkey, kind="stable")
     dkey = dkey[order]
@@ -221,6 +257,7 @@ def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
     return pd.DataFrame({"rate": rate, "dt": dt, "dmag": dmag}, index=s.index)
 
 
+@dask_aware
 def rising(batch, faster_than=0.1, same_band=True):
     """Alerts brightening faster than ``faster_than`` mag/day since the previous detection.
 
@@ -238,6 +275,7 @@ def rising(batch, faster_than=0.1, same_band=True):
     return _series(batch, np.nan_to_num(r, nan=0.0) <= -faster_than, "rising")
 
 
+@dask_aware
 def fading(batch, faster_than=0.1, same_band=True):
     """Alerts fading faster than ``faster_than`` mag/day since the previous detection (``rate >= faster_than``)."""
     r = rates(batch, same_band)["rate"].to_numpy()

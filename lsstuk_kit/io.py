@@ -486,7 +486,8 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
 
 
 # --------------------------------------------------------------------------- API
-def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None):
+def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None, engine="pandas",
+                partition_size="64MB"):
     """Read Rubin or ZTF alerts into an :class:`~lsstuk_kit.AlertBatch`.
 
     Parameters
@@ -515,10 +516,17 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         Show a progress bar; by default shown when there are many parts.
     workers : int, optional
         Decoding threads (default: one per core, at most 4).
+    engine : {"pandas", "dask"}
+        ``"pandas"`` reads everything now into an AlertBatch. ``"dask"`` returns a
+        :class:`~lsstuk_kit.scale.DaskAlerts` over files, folders or globs larger
+        than memory: Dask DataFrames read partition by partition when computed
+        (needs ``pip install "lsstuk_kit[dask]"``).
+    partition_size : int or str
+        With ``engine="dask"``: bytes of Avro per partition (files are grouped up to it).
 
     Returns
     -------
-    AlertBatch
+    AlertBatch or DaskAlerts
 
     Raises
     ------
@@ -539,6 +547,13 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    if engine == "dask":
+        from .scale import read_alerts_dask
+
+        return read_alerts_dask(source, partition_size=partition_size, columns=columns, errors=errors,
+                                cutouts=cutouts)
+    if engine != "pandas":
+        raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
     refs = _expand(source)
     reader = _Reader(columns, cutouts, errors, progress, workers)
     try:

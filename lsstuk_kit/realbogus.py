@@ -352,7 +352,14 @@ def batch_stamps(batch):
 
 
 def score_batch(batch, model=None):
-    """Real/bogus score (probability of being real) of each alert, as a Series by ``diaSourceId``."""
+    """Real/bogus score (probability of being real) of each alert, as a Series by ``diaSourceId``.
+
+    A :class:`~lsstuk_kit.scale.DaskAlerts` gives a Dask Series, scored partition by partition.
+    """
+    from .scale import _is_lazy
+
     model = default_model() if model is None else model
+    if _is_lazy(batch):
+        return batch.map_batches(score_batch, model=model)
     X = batch_stamps(batch)
     return pd.Series(model.predict_proba(X)[:, 1], index=batch.sources.index, name="realbogus")

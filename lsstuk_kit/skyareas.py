@@ -21,6 +21,8 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import Latitude, Longitude
 
+from .scale import _is_lazy
+
 __all__ = ["Watchmap", "simulated_skymap", "read_skymap"]
 
 _SR_PER_DEG2 = (np.pi / 180) ** 2
@@ -199,6 +201,8 @@ class Watchmap:
         >>> bool(wm.contains(batch).iloc[0])
         True
         """
+        if _is_lazy(batch):
+            return batch.map_batches(self.contains)
         s = batch.sources
         return pd.Series(self.contains_lonlat(s["ra"].to_numpy(), s["dec"].to_numpy()), index=s.index,
                          name="in_" + (self.name or "area"))
@@ -211,6 +215,8 @@ class Watchmap:
         """
         if self.cells is None:
             raise ValueError("this Watchmap has no probability map (make it with from_skymap)")
+        if dec is None and _is_lazy(batch_or_ra):
+            return batch_or_ra.map_batches(self.credible_level)
         if dec is None:
             s = batch_or_ra.sources
             ra, dec, index = s["ra"].to_numpy(), s["dec"].to_numpy(), s.index

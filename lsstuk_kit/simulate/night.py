@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._encode import FixedBytes
-from ..convert import tables_to_alerts, to_survey_tables
+from ..convert import HISTORY_DAYS, tables_to_alerts, to_survey_tables
 from .cadence import PIXEL_SCALE
 from .population import mag_to_njy
 from .stamps import fits_stack, make_triplets
@@ -77,7 +77,7 @@ class StampMaker:
 
 
 def write_night(tables: SurveyTables, out, *, style="atlas", alert_nights=None, cutouts=True, codec="null",
-                progress=False, chunk=20000):
+                progress=False, chunk=20000, history_days=HISTORY_DAYS):
     """Write survey tables, per-visit alert files and the truth table into ``out``.
 
     Parameters
@@ -95,6 +95,8 @@ def write_night(tables: SurveyTables, out, *, style="atlas", alert_nights=None, 
         Attach cutout triplets.
     codec : str
         Avro codec (``null`` or ``deflate``).
+    history_days : float
+        Reach of each alert's history (365 days; ``0`` gives "lite" alerts without history).
 
     Returns
     -------
@@ -112,7 +114,8 @@ def write_night(tables: SurveyTables, out, *, style="atlas", alert_nights=None, 
         last = exp["night"].max()
         visits = exp.loc[exp["night"] > last - alert_nights, "expId"].to_numpy()
     index = tables_to_alerts(db, out / "alerts", mapping=style, stamps=StampMaker(tables) if cutouts else None,
-                             visits=visits, codec=codec, progress=progress, chunk=chunk)
+                             visits=visits, codec=codec, progress=progress, chunk=chunk,
+                             history_days=history_days)
     det_ids = tables.detections["detId"]
     if visits is not None:
         det_ids = det_ids[tables.detections["expId"].isin(visits)]

@@ -1,0 +1,248 @@
+"""The whole pipeline's rate: replay -> load -> filter -> cross-match -> real/bogus.
+
+Two simulated nights, replayed visit by visit at full speed in time order and
+processed in chunks of about ``--chunk`` alerts (consecutive visits, as a Kafka
+consumer would hand them over):
+
+1. real-shaped: alerts like real Rubin ones, with 100+ history rows (earlier
+   detections and forced photometry; fields observed nightly for 180 nights)
+   and three FITS cutouts each.
+2. lite: the whole southern sky, alerts with cutouts but no history (the shape
+   of Lasair's lite streams).
+
+Per chunk:
+
+    load         read_alerts(files of the chunk's visits)
+    filter       observable(mag <= 22.5) & quality & galactic_latitude(10) & has_history, rising/fading rates
+    cross-match  a 100,000-target watchlist (2"), a 431 deg^2 gravitational-wave MOC, and
+                 classify_context (Hipparcos bright-star veto + simulated star, CV and galaxy catalogues)
+    real/bogus   score_batch (features from the stamps + gradient-boosted trees)
+
+Sustained rate = alerts / wall time over the whole replay, every stage
+included. Targets: >= 300 alerts/s for real-shaped alerts (LSST's whole
+average rate) and >= 3,000 alerts/s for lite ones, on a 2-core machine. The
+baseline, in the same process: fastavro decoding the same files to dicts
+(decode only, no work done), the loop most brokers start from.
+
+    python benchmarks/bench_pipeline.py [--fields 18] [--chunk 2000] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import tempfile
+import time
+
+import fastavro
+import numpy as np
+import pandas as pd
+
+LSST_RATE = 10_000_000 / (9.3 * 3600)
+
+
+def make_real_shaped(folder, n_fields, alert_nights):
+    from lsstuk_kit.simulate import simulate_survey, write_night
+    from lsstuk_kit.simulate.cadence import survey_fields
+
+    fields = survey_fields()
+    # fields spread in RA along dec -45..-15, observed every night they are up for 180 nights;
+    # alerts from the last `alert_nights` nights, so each carries months of history
+    band = fields[fields["dec"].between(-45, -15)].sort_values("ra")
+    pick = band["fieldId"].to_numpy()[np.linspace(0, len(band) - 1, n_fields).astype(int)].tolist()
+    t0 = time.perf_counter()
+    tables = simulate_survey(180, seed=2, fields=pick, scale=20.0, revisit_nights=1, start_mjd=60920.0)
+    write_night(tables, folder, alert_nights=alert_nights, chunk=4000)
+    print(f"  made the real-shaped alerts in {time.perf_counter() - t0:.0f} s ({len(pick)} fields, 180 nights, "
+          f"alerts of the last {alert_nights})")
+
+
+def make_lite(folder, scale):
+    from lsstuk_kit.simulate import simulate_survey, write_night
+
+    t0 = time.perf_counter()
+    tables = simulate_survey(7, seed=1, scale=scale)
+    write_night(tables, folder, alert_nights=1, chunk=20000, history_days=0)
+    print(f"  made the lite night in {time.perf_counter() - t0:.0f} s")
+
+
+def chunks_of(folder, size):
+    """Replay the night in time order, grouping consecutive visits into chunks of ~size alerts."""
+    from lsstuk_kit.replay import replay
+
+    files, n = [], 0
+    counts = pd.read_csv(os.path.join(folder, "alerts", "index.csv")).set_index("file")["n_alerts"]
+    for rb in replay(folder, load=False):
+        files.extend(rb.files)
+        n += int(sum(counts[os.path.basename(f)] for f in rb.files))
+        if n >= size:
+            yield files
+            files, n = [], 0
+    if files:
+        yield files
+
+
+class Pipeline:
+    def __init__(self, folder, watchlist, moc, catalogs, model):
+        self.watchlist, self.moc, self.catalogs, self.model = watchlist, moc, catalogs, model
+        self.times = dict.fromkeys(["load", "filter", "cross-match", "real/bogus"], 0.0)
+        self.counts = dict.fromkeys(["alerts", "history rows", "pass filters", "in skymap", "watchlist hits",
+                                     "real (score > 0.5)", "interesting"], 0)
+
+    def load(self, files):
+        from lsstuk_kit import read_alerts
+
+        t = time.perf_counter()
+        batch = read_alerts(files, progress=False)
+        return batch, time.perf_counter() - t
+
+    def process(self, batch):
+        from lsstuk_kit import filters as F
+        from lsstuk_kit.context import classify_context
+        from lsstuk_kit.crossmatch import match_watchlist
+        from lsstuk_kit.realbogus import score_batch
+
+        c, tm = self.counts, self.times
+        t0 = time.perf_counter()
+        keep = F.observable(batch, max_mag=22.5) & F.quality(batch) & F.galactic_latitude(batch, 10)
+        moving = F.rising(batch, 0.05) | F.fading(batch, 0.05)
+        known = F.has_history(batch, 2)
+        t1 = time.perf_counter()
+        in_area = self.moc.contains(batch)
+        hits = match_watchlist(batch, self.watchlist, 2.0)
+        ctx = classify_context(batch, **self.catalogs)
+        t2 = time.perf_counter()
+        rb = score_batch(batch, self.model)
+        t3 = time.perf_counter()
+        interesting = keep & (rb > 0.5) & (moving | ~known | in_area) & (ctx["context"] != "variable star")
+        tm["filter"] += t1 - t0
+        tm["cross-match"] += t2 - t1
+        tm["real/bogus"] += t3 - t2
+        c["alerts"] += len(batch)
+        c["history rows"] += len(batch.history)
+        c["pass filters"] += int(keep.sum())
+        c["in skymap"] += int(in_area.sum())
+        c["watchlist hits"] += len(hits)
+        c["real (score > 0.5)"] += int((rb > 0.5).sum())
+        c["interesting"] += int(interesting.sum())
+
+    def run(self, folder, chunk, prefetch=True):
+        """Replay and process; with ``prefetch`` the next chunk is read while this one is processed."""
+        t0 = time.perf_counter()
+        stream = chunks_of(folder, chunk)
+        if not prefetch:
+            for files in stream:
+                batch, dt = self.load(files)
+                self.times["load"] += dt
+                self.process(batch)
+        else:
+            with cf.ThreadPoolExecutor(1) as pool:
+                pending = None
+                for files in stream:
+                    nxt = pool.submit(self.load, files)
+                    if pending is not None:
+                        batch, dt = pending.result()
+                        self.times["load"] += dt
+                        self.process(batch)
+                    pending = nxt
+                if pending is not None:
+                    batch, dt = pending.result()
+                    self.times["load"] += dt
+                    self.process(batch)
+        return time.perf_counter() - t0
+
+
+def fastavro_rate(folder, limit):
+    files = sorted(os.path.join(folder, "alerts", f) for f in os.listdir(os.path.join(folder, "alerts"))
+                   if f.endswith(".avro"))
+    n = 0
+    t = time.perf_counter()
+    for f in files:
+        with open(f, "rb") as fh:
+            for _ in fastavro.reader(fh):
+                n += 1
+        if n >= limit:
+            break
+    return n / (time.perf_counter() - t)
+
+
+def setup(folder):
+    from lsstuk_kit.context import catalogs_from_simulation
+    from lsstuk_kit.realbogus import default_model
+    from lsstuk_kit.skyareas import Watchmap, simulated_skymap
+
+    rng = np.random.default_rng(5)
+    idx = pd.read_csv(os.path.join(folder, "alerts", "index.csv"))
+    from lsstuk_kit import read_alerts
+
+    some = read_alerts([os.path.join(folder, "alerts", f) for f in idx["file"].iloc[:5]], columns=["ra", "dec"],
+                       cutouts=False).sources.sample(100, random_state=1)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 0.1, 99_900)))
+    watchlist = pd.DataFrame({"ra": np.r_[rng.uniform(0, 360, 99_900), some["ra"].to_numpy()],
+                              "dec": np.r_[dec, some["dec"].to_numpy()]})
+    watchlist["name"] = [f"wl{i}" for i in range(len(watchlist))]
+    sky = simulated_skymap(os.path.join(folder, "skymap.fits"), ra=float(some["ra"].median()),
+                           dec=float(some["dec"].median()))
+    moc = Watchmap.from_skymap(sky, 0.9)
+    cats = catalogs_from_simulation(pd.read_parquet(os.path.join(folder, "population.parquet")),
+                                    pd.read_parquet(os.path.join(folder, "hosts.parquet")))
+    model = default_model()
+    return watchlist, moc, {"stars": cats["stars"], "cvs": cats["cvs"], "galaxies": cats["galaxies"]}, model
+
+
+def bench(label, folder, chunk, target, prefetch):
+    from lsstuk_kit.io import iter_files
+
+    files = iter_files(os.path.join(folder, "alerts"))
+    size = sum(os.path.getsize(f) for f in files)
+    watchlist, moc, cats, model = setup(folder)
+    pipe = Pipeline(folder, watchlist, moc, cats, model)
+    wall = pipe.run(folder, chunk, prefetch=prefetch)
+    c, tm = pipe.counts, pipe.times
+    n = c["alerts"]
+    rate = n / wall
+    base = fastavro_rate(folder, min(n, 3000))
+    print(f"{label}: {n:,} alerts in {len(files)} visit files ({size / 2**20:,.0f} MiB, "
+          f"{size / n / 1024:.0f} KB/alert, "
+          f"{c['history rows'] / n:.0f} history rows/alert), chunks of ~{chunk}")
+    print("  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items())
+          + (" (load overlaps the rest)" if prefetch else ""))
+    print("  counts: " + ", ".join(f"{k} {v:,}" for k, v in c.items()))
+    print(f"  wall {wall:.1f} s -> {rate:,.0f} alerts/s sustained (target {target:,}: "
+          f"{'met' if rate >= target else 'NOT met'}); {rate / LSST_RATE:.1f}x LSST's average rate; "
+          f"fastavro decode-only baseline {base:,.0f} alerts/s ({rate / base:.1f}x)")
+    return rate
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fields", type=int, default=8)
+    ap.add_argument("--alert-nights", type=int, default=30)
+    ap.add_argument("--lite-scale", type=float, default=7.2)
+    ap.add_argument("--chunk", type=int, default=2000)
+    ap.add_argument("--no-prefetch", action="store_true")
+    ap.add_argument("--data", default=None, help="use (or make) the nights in DIR/real and DIR/lite")
+    ap.add_argument("--only", choices=["real", "lite"], default=None)
+    args = ap.parse_args(argv)
+    root = args.data or tempfile.mkdtemp(prefix="bench_pipeline_")
+    try:
+        if args.only in (None, "real"):
+            real = os.path.join(root, "real")
+            if not os.path.isdir(os.path.join(real, "alerts")):
+                make_real_shaped(real, args.fields, args.alert_nights)
+            bench("real-shaped", real, args.chunk, 300, not args.no_prefetch)
+        if args.only in (None, "lite"):
+            lite = os.path.join(root, "lite")
+            if not os.path.isdir(os.path.join(lite, "alerts")):
+                make_lite(lite, args.lite_scale)
+            bench("lite", lite, args.chunk, 3000, not args.no_prefetch)
+    finally:
+        if args.data is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+"""Nights larger than memory: alert folders as Dask DataFrames.
+
+``read_alerts(folder, engine="dask")`` returns a :class:`DaskAlerts`. Nothing
+is read until you ask for a result: the folder's files are grouped into
+partitions of about ``partition_size`` bytes, and each partition is read, when
+needed, into an ordinary :class:`~lsstuk_kit.AlertBatch` by
+:func:`~lsstuk_kit.read_alerts`. Only a few partitions are in memory at once,
+so a night of millions of alerts can be filtered on a laptop.
+
+``sources``, ``history`` and ``objects`` are Dask DataFrames with the same
+columns as an AlertBatch's. The kit's filters, cross-matches and sky areas
+accept a DaskAlerts wherever they accept an AlertBatch and then return a Dask
+Series or DataFrame, computed partition by partition::
+
+    from lsstuk_kit import read_alerts, filters as F
+    night = read_alerts("night/", engine="dask")
+    keep = night.filter(F.observable(night, max_mag=21), F.quality(night))
+    keep.sources["band"].value_counts().compute()
+    small = keep.compute()          # an AlertBatch of the survivors
+
+Rubin alerts carry their own year of history, so every per-alert rule gives
+the same answer on a partition as on the whole night (tests check it against
+the in-memory engine). ``history`` is deduplicated within each partition; an
+object seen in two partitions has its rows in both (drop duplicates on
+``diaSourceId``/``diaForcedSourceId`` if you need one copy).
+
+Dask is optional: ``pip install "lsstuk_kit[dask]"`` (or ``pip install "dask[dataframe]"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DaskAlerts", "read_alerts_dask", "dask_aware"]
+
+_HINT = 'pip install "lsstuk_kit[dask]"  (or: pip install "dask[dataframe]")'
+
+
+def _dask():
+    try:
+        import dask
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise ImportError(f"engine='dask' needs Dask with its DataFrame part: {_HINT}") from exc
+    return dask, dd
+
+
+def _parse_size(size) -> int:
+    if isinstance(size, (int, np.integer)):
+        return int(size)
+    text = str(size).strip().upper().replace(" ", "")
+    for unit, mult in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * mult)
+            except ValueError:
+                break
+    raise ValueError(f"partition_size must be a number of bytes or e.g. '64MB', not {size!r}")
+
+
+def _from_delayed(pieces, meta):
+    """A Dask frame from per-partition delayed frames, keeping the kit's own dtypes.
+
+    Dask would otherwise turn object columns (all-null flags, ids with nulls)
+    into Arrow strings.
+    """
+    dask, dd = _dask()
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_delayed(pieces, meta=meta, verify_meta=False)
+
+
+def _group_files(files, partition_size):
+    """Consecutive files grouped up to ``partition_size`` bytes (a larger file stands alone)."""
+    groups, current, total = [], [], 0
+    for f in files:
+        n = os.path.getsize(f)
+        if current and total + n > partition_size:
+            groups.append(current)
+            current, total = [], 0
+        current.append(f)
+        total += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _load(files, options):
+    from .io import read_alerts
+
+    return read_alerts(files, progress=False, workers=1, **options)
+
+
+def _conform(df, meta):
+    """Give a partition's frame exactly the columns and dtypes of ``meta`` (a new frame; ``df`` is untouched)."""
+    df = df.copy(deep=False)
+    if list(df.columns) != list(meta.columns):
+        extra = [c for c in df.columns if c not in meta.columns]
+        if extra:
+            warnings.warn(f"a partition has columns the first one lacks, left out of the Dask tables: {extra[:8]} "
+                          "(mixed schema versions?); read them with columns=[...] or the pandas engine",
+                          stacklevel=2)
+        df = df.reindex(columns=meta.columns)
+    for col, dtype in meta.dtypes.items():
+        if df[col].dtype != dtype:
+            try:
+                df[col] = df[col].astype(dtype)
+            except (TypeError, ValueError):
+                pass
+    if df.index.dtype != meta.index.dtype:
+        try:
+            df.index = df.index.astype(meta.index.dtype)
+        except (TypeError, ValueError):
+            pass
+    df.index.name = meta.index.name
+    return df
+
+
+def _table(batch, name, meta):
+    return _conform(getattr(batch, name), meta)
+
+
+def _errors(batch):
+    return batch.errors
+
+
+def _apply(call, batch, meta):
+    out = call(batch)
+    if not isinstance(out, (pd.Series, pd.DataFrame)):
+        raise TypeError(f"a function mapped over DaskAlerts must return a Series or DataFrame, "
+                        f"not {type(out).__name__}")
+    if isinstance(out, pd.DataFrame):
+        return _conform(out, meta)
+    return out if out.dtype == meta.dtype else out.astype(meta.dtype)
+
+
+class _Call:
+    """``func(batch, *args, **kwargs)``: the batch first, the fixed arguments after it."""
+
+    def __init__(self, func, args, kwargs):
+        self.func, self.args, self.kwargs = func, args, kwargs
+
+    def __call__(self, batch):
+        return self.func(batch, *self.args, **self.kwargs)
+
+
+def _subset(batch, *masks):
+    out = batch
+    for m in masks:
+        out = out.filter(m(out) if callable(m) else m)
+    return out
+
+
+def _write(batch, path):
+    if not len(batch):
+        return 0
+    return batch.to_avro(path)
+
+
+class DaskAlerts:
+    """A folder of alerts read lazily, partition by partition, with Dask.
+
+    Build one with ``read_alerts(path, engine="dask")``.
+
+    Attributes
+    ----------
+    sources, history, objects : dask.dataframe.DataFrame
+        The AlertBatch tables, one partition per group of files.
+    errors : dask.dataframe.DataFrame
+        Records skipped with ``errors="skip"``.
+    npartitions : int
+    files : list of list of str
+        The files of each partition.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import read_alerts, sample_path, filters as F
+    >>> night = read_alerts(sample_path(), engine="dask", partition_size="1MB")
+    >>> night.npartitions > 1
+    True
+    >>> bright = night.filter(F.observable(night, max_mag=21))
+    >>> int((bright.sources["mag"] > 21).sum().compute())
+    0
+    """
+
+    def __init__(self, parts, meta_batch, files):
+        self._parts = list(parts)
+        self._meta_batch = meta_batch
+        self.files = files
+        self._frames: dict = {}
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def npartitions(self) -> int:
+        """Number of partitions."""
+        return len(self._parts)
+
+    def _frame(self, name):
+        if name not in self._frames:
+            dask, dd = _dask()
+            meta = getattr(self._meta_batch, name).iloc[:0]
+            table = dask.delayed(_table, pure=True)
+            pieces = [table(p, name, meta) for p in self._parts]
+            self._frames[name] = _from_delayed(pieces, meta)
+        return self._frames[name]
+
+    @property
+    def sources(self):
+        """One row per alert, indexed by ``diaSourceId`` (a Dask DataFrame)."""
+        return self._frame("sources")
+
+    @property
+    def history(self):
+        """Light-curve rows, deduplicated within each partition (a Dask DataFrame)."""
+        return self._frame("history")
+
+    @property
+    def objects(self):
+        """Latest object summary per partition (a Dask DataFrame)."""
+        return self._frame("objects")
+
+    @property
+    def errors(self):
+        """Skipped records of every partition (file, record, field, reason)."""
+        dask, dd = _dask()
+        meta = self._meta_batch.errors.iloc[:0]
+        return _from_delayed([dask.delayed(_errors, pure=True)(p) for p in self._parts], meta)
+
+    def __len__(self):
+        """Number of alerts (reads every partition's sources)."""
+        return int(self.sources.map_partitions(len).compute().sum())
+
+    # ------------------------------------------------------------------ lazy operations
+    def map_batches(self, func, *args, meta=None, **kwargs):
+        """Apply ``func(batch, *args, **kwargs)`` to each partition's AlertBatch.
+
+        ``func`` must return a Series or DataFrame (e.g. a filter mask or a
+        cross-match table); the result is a Dask Series or DataFrame. ``meta``
+        (an empty frame of the result's shape) is found by running ``func`` on
+        the first partition when not given.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import read_alerts, sample_path
+        >>> night = read_alerts(sample_path(), engine="dask", partition_size="1MB")
+        >>> n = night.map_batches(lambda b: b.sources["mag"].lt(22)).sum().compute()
+        >>> int(n) > 0
+        True
+        """
+        dask, dd = _dask()
+        call = _Call(func, args, kwargs)
+        if meta is None:
+            sample = call(self._meta_batch)
+            if not isinstance(sample, (pd.Series, pd.DataFrame)):
+                raise TypeError(f"{getattr(func, '__name__', func)!r} returns {type(sample).__name__}; "
+                                "map_batches needs a Series or DataFrame")
+            meta = sample.iloc[:0]
+        # One graph node holds the function and its arguments (a watchlist, a
+        # catalogue), so they are neither hashed nor copied once per partition.
+        shared = dask.delayed(call, name=f"lsstuk-call-{uuid.uuid4().hex}")
+        apply = dask.delayed(_apply, pure=True)
+        return _from_delayed([apply(shared, p, meta) for p in self._parts], meta)
+
+    def filter(self, *masks) -> DaskAlerts:
+        """Keep the alerts passing every mask (ANDed), lazily.
+
+        Each mask is a Dask Series made from this DaskAlerts (e.g. by a filter
+        of :mod:`lsstuk_kit.filters`) or a function ``batch -> mask``.
+        """
+        dask, _ = _dask()
+        parts_of = []
+        for m in masks:
+            if callable(m):
+                parts_of.append([m] * self.npartitions)
+                continue
+            if not hasattr(m, "to_delayed"):
+                raise TypeError(f"DaskAlerts.filter takes Dask Series masks or functions, not {type(m).__name__}; "
+                                "build masks from this DaskAlerts, e.g. F.observable(night, max_mag=21)")
+            if m.npartitions != self.npartitions:
+                raise ValueError(f"mask has {m.npartitions} partitions, these alerts have {self.npartitions}: "
+                                 "build masks from this same DaskAlerts")
+            parts_of.append(m.to_delayed(optimize_graph=False))
+        subset = dask.delayed(_subset, pure=True)
+        parts = [subset(p, *[mp[i] for mp in parts_of]) for i, p in enumerate(self._parts)]
+        return DaskAlerts(parts, self._meta_batch, self.files)
+
+    def __getitem__(self, mask) -> DaskAlerts:
+        """``night[mask]`` is ``night.filter(mask)``."""
+        return self.filter(mask)
+
+    # ------------------------------------------------------------------ results
+    def compute(self, **kwargs):
+        """Read (and filter) every partition and join them into one AlertBatch.
+
+        Use it on what survives a filter: the whole night may not fit in memory.
+        """
+        from .batch import AlertBatch
+
+        dask, _ = _dask()
+        return AlertBatch.concat(dask.compute(*self._parts, **kwargs))
+
+    def to_avro(self, folder, **kwargs) -> int:
+        """Write each partition's alerts to ``folder/part-NNNNN.avro``; return the number written.
+
+        Empty partitions write no file. Partitions are written in parallel and
+        only a few are in memory at once.
+        """
+        dask, _ = _dask()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write = dask.delayed(_write, pure=False)
+        counts = dask.compute(*[write(p, str(folder / f"part-{i:05d}.avro")) for i, p in enumerate(self._parts)],
+                              **kwargs)
+        return int(sum(counts))
+
+    def __repr__(self):
+        nfiles = sum(len(f) for f in self.files)
+        return f"DaskAlerts({self.npartitions} partitions, {nfiles} files)"
+
+
+def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
+    """Read a folder, glob, file or list of files lazily (see :func:`lsstuk_kit.read_alerts`).
+
+    Parameters
+    ----------
+    source : str, path, or list of them
+        Files only: bytes and Kafka messages are already in memory, use the
+        pandas engine for them.
+    partition_size : int or str
+        Target bytes of Avro per partition (``"64MB"``): consecutive files are
+        grouped up to it; a larger file is a partition of its own.
+    **options
+        ``columns``, ``errors`` and ``cutouts``, as for :func:`~lsstuk_kit.read_alerts`.
+        Errors in later partitions are raised (or collected in ``errors``) when
+        they are computed.
+    """
+    from .io import iter_files
+
+    dask, _ = _dask()
+    items = source if isinstance(source, (list, tuple)) else [source]
+    files = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError("engine='dask' reads files, folders and globs; for bytes or Kafka messages, "
+                            f"use the default engine (got {type(item).__name__})")
+        files.extend(iter_files(item))
+    if not files:
+        raise FileNotFoundError(f"no Avro files (*.avro, *.avro.gz) under {source}")
+    groups = _group_files(files, _parse_size(partition_size))
+    load = dask.delayed(_load, pure=True)
+    parts = [load(g, options) for g in groups]
+    meta_batch = _load(groups[0], options)  # the first partition gives the columns and dtypes
+    return DaskAlerts(parts, meta_batch, groups)
+
+
+def _is_lazy(obj) -> bool:
+    return isinstance(obj, DaskAlerts)
+
+
+def dask_aware(func):
+    """Let a per-batch function also take a :class:`DaskAlerts` (then it maps over the partitions)."""
+    first = next(iter(inspect.signature(func).parameters))
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        target = args[0] if args else kwargs.get(first)
+        if isinstance(target, DaskAlerts):
+            if args:
+                return target.map_batches(func, *args[1:], **kwargs)
+            rest = {k: v for k, v in kwargs.items() if k != first}
+            return target.map_batches(lambda b: func(**{first: b}, **rest))
+        return func(*args, **kwargs)
+
+    return wrapper
