@@ -9,6 +9,7 @@ schemaless message bodies can be wrapped into one block of a valid container.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class ContainerIndex:
     block_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     #: set when the data stops inside a block or a sync marker does not match
     truncated: str | None = None
+    #: the header's schema text as stored
+    schema_raw: bytes | None = None
 
     @property
     def n_records(self) -> int:
@@ -110,12 +113,33 @@ def read_header(buf) -> tuple[dict, bytes, int]:
     return meta, sync, pos + SYNC_SIZE
 
 
+@functools.lru_cache(maxsize=64)
+def parse_schema_text(raw: bytes) -> dict:
+    """The schema of a container header, parsed once per distinct text.
+
+    A night is hundreds of visit files with one schema; parsing its JSON for each
+    file is a visible cost when the files are small. Treat the result as read-only.
+    """
+    return json.loads(raw)
+
+
+@functools.lru_cache(maxsize=64)
+def _sorted_text(raw: bytes) -> str:
+    return json.dumps(json.loads(raw), sort_keys=True)
+
+
+def schema_key(index) -> str:
+    """A canonical text of the index's schema (JSON with sorted keys), cached per header text."""
+    return _sorted_text(index.schema_raw) if index.schema_raw is not None else json.dumps(index.schema,
+                                                                                             sort_keys=True)
+
+
 def index_container(buf) -> ContainerIndex:
     """Index the header and blocks of a container held in ``buf`` (bytes or mmap)."""
     meta, sync, pos = read_header(buf)
     header_size = pos
     try:
-        schema = json.loads(meta["avro.schema"])
+        schema = parse_schema_text(meta["avro.schema"])
     except (KeyError, ValueError) as exc:
         raise ContainerError(f"header has no readable avro.schema ({exc})") from None
     codec = meta.get("avro.codec", b"null").decode() or "null"
@@ -149,6 +173,7 @@ def index_container(buf) -> ContainerIndex:
         pos = end
     return ContainerIndex(
         schema=schema,
+        schema_raw=meta["avro.schema"],
         codec=codec,
         header_size=header_size,
         sync=sync,
@@ -165,6 +190,29 @@ def write_part(buf, index: ContainerIndex, first_block: int, last_block: int, pa
         out.write(buf[: index.header_size])
         if last_block > first_block:
             out.write(buf[index.block_start[first_block] : index.block_end[last_block - 1]])
+
+
+def write_merged(pieces, path) -> None:
+    """Write blocks of several containers of one schema and codec as one container.
+
+    ``pieces`` is a list of ``(buf, index, first_block, last_block)``. The header
+    (and its sync marker) is the first piece's; blocks of files with another
+    sync marker get the first one's. One file decodes faster than many small
+    ones (the per-file cost of the decoder dominates for small visit files).
+    """
+    buf0, index0 = pieces[0][0], pieces[0][1]
+    sync = index0.sync
+    with open(path, "wb") as out:
+        out.write(buf0[: index0.header_size])
+        for buf, index, a, b in pieces:
+            if b <= a:
+                continue
+            if index.sync == sync:
+                out.write(buf[index.block_start[a] : index.block_end[b - 1]])
+                continue
+            for k in range(a, b):
+                out.write(buf[index.block_start[k] : index.block_end[k] - SYNC_SIZE])
+                out.write(sync)
 
 
 def make_header(schema_json: str, sync: bytes | None = None, codec: str = "null") -> bytes:

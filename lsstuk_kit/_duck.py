@@ -12,7 +12,7 @@ import functools
 import threading
 from importlib import resources
 
-__all__ = ["avro_extension_path", "connect", "quote"]
+__all__ = ["avro_extension_path", "connect", "acquire", "release", "quote"]
 
 _HINT = 'pip install "duckdb==1.4.4" "duckdb-ext-avro==1.4.4.20260205"'
 
@@ -58,6 +58,34 @@ def connect(threads: int = 1):
 
     with _CONNECT_LOCK:
         return _connect(duckdb, threads)
+
+
+_POOL: list = []  # idle single-thread connections, reused across read_alerts calls
+_POOL_LOCK = threading.Lock()
+_POOL_MAX = 8
+
+
+def acquire():
+    """A single-thread connection with the Avro extension loaded, from the pool when one is idle.
+
+    Opening a connection and loading the extension costs ~0.1 s, as much as
+    decoding a few thousand light alerts: readers of many small batches (a
+    stream, a replay, Dask partitions) reuse connections instead. A connection
+    is used by one thread at a time; give it back with :func:`release`.
+    """
+    with _POOL_LOCK:
+        if _POOL:
+            return _POOL.pop()
+    return connect(threads=1)
+
+
+def release(con) -> None:
+    """Return a connection from :func:`acquire` to the pool (closed if the pool is full)."""
+    with _POOL_LOCK:
+        if len(_POOL) < _POOL_MAX:
+            _POOL.append(con)
+            return
+    con.close()
 
 
 def _connect(duckdb, threads):

@@ -83,8 +83,9 @@ def classify_context(alerts, *, stars=None, galaxies=None, cvs=None, bright_star
         catalog[free] = cat
         sep[free] = np.asarray(seps, float)[free]
 
-    def ids_of(cat):
-        return cat["id"].astype(str).to_numpy() if "id" in cat else np.arange(len(cat)).astype(str)
+    def ids_of(cat, idx):
+        """The ids of catalogue rows ``idx`` (row numbers where the catalogue has no ``id``)."""
+        return (cat["id"].iloc[idx].to_numpy() if "id" in cat else idx).astype(str)
 
     if bright_stars is not False and bright_stars is not None:
         veto = bright_star_veto(df.assign(ra=ra, dec=dec), bright_mag_limit,
@@ -97,7 +98,8 @@ def classify_context(alerts, *, stars=None, galaxies=None, cvs=None, bright_star
             return np.zeros(n, bool), np.full(n, None, dtype=object), np.full(n, np.nan)
         idx, s = nearest_within(ra, dec, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), radius)
         hit = idx >= 0
-        ids = np.where(hit, ids_of(cat)[np.maximum(idx, 0)], None)
+        ids = np.full(n, None, dtype=object)
+        ids[hit] = ids_of(cat, idx[hit])
         return hit, ids, s
 
     cv_hit, cv_id, cv_sep = nearest(cvs, star_arcsec)

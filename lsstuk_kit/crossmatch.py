@@ -11,6 +11,9 @@ Radii are astropy Quantities (plain numbers are arcseconds).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,41 @@ def _positions(obj, ra="ra", dec="dec"):
     return df, r, d
 
 
+_TREES: OrderedDict = OrderedDict()  # digest of the positions -> k-d tree of a large catalogue
+_TREES_LOCK = threading.Lock()
+_TREE_CACHE_MIN = 20_000  # smaller sets are rebuilt each time (cheaper than hashing them)
+_TREE_CACHE_SIZE = 8  # a watchlist, bright stars, stars, CVs, galaxies... of one pipeline
+
+
+def _catalog_tree(ra, dec):
+    """A k-d tree of a (catalogue) position set, reused while the same positions come back.
+
+    Matching a stream chunk by chunk against the same watchlist or catalogue would
+    otherwise rebuild its tree for every chunk. The cache key is a hash of the
+    coordinates themselves, so an edited catalogue never reuses a stale tree.
+    """
+    from scipy.spatial import cKDTree
+
+    ra = np.ascontiguousarray(ra, float)
+    dec = np.ascontiguousarray(dec, float)
+    if len(ra) < _TREE_CACHE_MIN:
+        return cKDTree(xyz(ra, dec))
+    h = hashlib.blake2b(ra.tobytes(), digest_size=16)
+    h.update(dec.tobytes())
+    key = h.digest()
+    with _TREES_LOCK:
+        tree = _TREES.get(key)
+        if tree is not None:
+            _TREES.move_to_end(key)
+            return tree
+    tree = cKDTree(xyz(ra, dec))
+    with _TREES_LOCK:
+        _TREES[key] = tree
+        while len(_TREES) > _TREE_CACHE_SIZE:
+            _TREES.popitem(last=False)
+    return tree
+
+
 def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec):
     """All pairs (i, j) with separation <= radius; ``radius_arcsec`` scalar or per ``j`` (second set).
 
@@ -98,7 +136,7 @@ def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec):
     r = np.broadcast_to(np.asarray(radius_arcsec, float), (len(ra2),))
     if len(ra1) == 0 or len(ra2) == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
-    t1, t2 = cKDTree(xyz(ra1, dec1)), cKDTree(xyz(ra2, dec2))
+    t1, t2 = cKDTree(xyz(ra1, dec1)), _catalog_tree(ra2, dec2)
     m = t1.sparse_distance_matrix(t2, float(_chord(r.max())), output_type="ndarray")
     i, j, d = m["i"].astype(np.int64), m["j"].astype(np.int64), m["v"]
     sep = _sep_from_chord(d)
@@ -117,12 +155,10 @@ def nearest_within(ra1, dec1, ra2, dec2, radius_arcsec, workers=-1):
     sep : ndarray of float
         Separation in arcsec (NaN where none).
     """
-    from scipy.spatial import cKDTree
-
     n = len(ra1)
     if n == 0 or len(ra2) == 0:
         return np.full(n, -1, np.int64), np.full(n, np.nan)
-    tree = cKDTree(xyz(ra2, dec2))
+    tree = _catalog_tree(ra2, dec2)
     d, k = tree.query(xyz(ra1, dec1), k=1, distance_upper_bound=float(_chord(radius_arcsec)) * (1 + 1e-12),
                       workers=workers)
     found = np.isfinite(d)

@@ -227,8 +227,20 @@ def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
 
     Columns: ``rate`` (mag/day, negative when brightening), ``dt`` (days) and
     ``dmag``. With ``same_band`` the previous detection in the alert's band is
-    used. NaN where there is none.
+    used. NaN where there is none. Computed once per batch and options
+    (:func:`rising` and :func:`fading` share it).
     """
+    cache = getattr(batch, "_cache", None)
+    key = ("rates", bool(same_band), bool(include_forced))
+    if cache is not None and key in cache:
+        return cache[key].copy()
+    out = _rates(batch, same_band, include_forced)
+    if cache is not None:
+        cache[key] = out
+    return out.copy()
+
+
+def _rates(batch, same_band, include_forced):
     s = batch.sources
     h = batch.history
     kinds = ["detection", "forced"] if include_forced else ["detection"]

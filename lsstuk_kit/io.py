@@ -10,6 +10,7 @@ records and to hand back raw alert dicts.
 
 from __future__ import annotations
 
+import functools
 import glob as _glob
 import gzip
 import io
@@ -92,6 +93,12 @@ class SourceRef:
                         return
 
 
+@functools.lru_cache(maxsize=64)
+def _identify(schema_text: str):
+    """:func:`identify_schema` once per distinct schema (a night's files share one)."""
+    return identify_schema(json.loads(schema_text))
+
+
 def iter_files(path) -> list[str]:
     """List the Avro files a path names: a file, a folder (recursive, sorted) or a glob.
 
@@ -168,6 +175,8 @@ class _Part:
     records: list  # (ref, record) arrays
     #: (unit, first_block, last_block, path) to write before decoding (done in the worker)
     pending_writes: list = field(default_factory=list)
+    #: (unit, first_block, last_block) merged into ``paths[0]`` before decoding (small files)
+    merge: list = field(default_factory=list)
 
 
 class _Reader:
@@ -182,6 +191,8 @@ class _Reader:
         self.tmp = tempfile.TemporaryDirectory(prefix="lsstuk_read_")
         self._n_tmp = 0
         self._local = threading.local()
+        self._cons: list = []  # connections taken from the pool, returned at close
+        self._cons_lock = threading.Lock()
         self._open_files = []
 
     # -- errors
@@ -236,8 +247,9 @@ class _Reader:
         except _container.ContainerError as exc:
             self.fail(str(exc), ref.label)
             return None
+        schema_text = _container.schema_key(index)
         try:
-            survey, version = identify_schema(index.schema)
+            survey, version = _identify(schema_text)
         except ValueError as exc:
             self.fail(str(exc), ref.label, 0)
             return None
@@ -253,7 +265,7 @@ class _Reader:
             self.fail(f"unsupported Avro codec {index.codec!r}", ref.label)
             return None
         return _Unit(
-            ref=k, path=path, schema=index.schema, schema_text=json.dumps(index.schema, sort_keys=True),
+            ref=k, path=path, schema=index.schema, schema_text=schema_text,
             survey=survey, version=version, index=index,
             records=np.arange(index.n_records, dtype=np.int64), buf=buf,
         )
@@ -354,18 +366,30 @@ class _Reader:
                 part.pending_writes.append(write)
             parts.append(part)
             pending = _Pending(part, u.schema_text, data_size)
+        for part in parts:
+            # several small files of one schema and codec: decode them as one merged container
+            units = [u for u, _, _ in part.units]
+            if (len(units) > 1 and all(u.buf is not None for u in units)
+                    and len({u.index.codec for u in units}) == 1):
+                part.merge = list(part.units)
+                part.paths = [self.tmp_path()]
+                part.pending_writes = []
         return parts
 
     # -- stage 3: decode
     def _con(self):
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self._local.con = _duck.connect(threads=1)
+            con = self._local.con = _duck.acquire()
+            with self._cons_lock:
+                self._cons.append(con)
         return con
 
     def decode(self, part):
         for u, a, b, path in part.pending_writes:
             _container.write_part(u.buf, u.index, a, b, path)
+        if part.merge:
+            _container.write_merged([(u.buf, u.index, a, b) for u, a, b in part.merge], part.paths[0])
         mod = _SURVEYS[part.survey]
         query = mod.build_query(part.schema, part.paths, self.columns, self.cutouts)
         expected = sum(len(r) for _, r in part.records)
@@ -424,6 +448,9 @@ class _Reader:
         return table, records
 
     def close(self):
+        for con in self._cons:
+            _duck.release(con)
+        self._cons.clear()
         for fh in self._open_files:
             fh.close()
         self.tmp.cleanup()

@@ -120,3 +120,27 @@ def test_match_catalog_nearest_and_all_with_table():
     assert len(allm) >= len(m)
     with pytest.raises(ValueError, match="out-of-range"):
         match_catalog(batch, pd.DataFrame({"ra": [1.0], "dec": [95.0]}))
+
+
+def test_catalogue_trees_are_reused_but_never_stale():
+    from lsstuk_kit import crossmatch as X
+
+    rng = np.random.default_rng(4)
+    n = 50_000
+    cra, cdec = rng.uniform(0, 10, n), rng.uniform(-5, 5, n)
+    ra, dec = cra[:500] + 0.1 / 3600, cdec[:500]
+    X._TREES.clear()
+    i1, s1 = X.nearest_within(ra, dec, cra, cdec, 2.0)
+    tree = next(iter(X._TREES.values()))
+    i2, s2 = X.nearest_within(ra, dec, cra.copy(), cdec.copy(), 2.0)  # equal positions, another array
+    assert len(X._TREES) == 1 and next(iter(X._TREES.values())) is tree
+    np.testing.assert_array_equal(i1, i2)
+    assert (i1 == np.arange(500)).all()
+    # swap two catalogue rows: same sums, another order; the cached tree must not be used
+    cra2, cdec2 = cra.copy(), cdec.copy()
+    cra2[[0, 1]], cdec2[[0, 1]] = cra[[1, 0]], cdec[[1, 0]]
+    i3, _ = X.nearest_within(ra, dec, cra2, cdec2, 2.0)
+    assert i3[0] == 1 and i3[1] == 0 and len(X._TREES) == 2
+    pi, pj, _ = X.pairs_within(ra, dec, cra2, cdec2, 2.0)
+    assert dict(zip(pi[:2].tolist(), pj[:2].tolist())) == {0: 1, 1: 0}
+    assert len(X._TREES) == 2  # pairs_within reused the swapped catalogue's tree

@@ -279,3 +279,23 @@ def test_convert_associates_rows_without_object_ids(survey):
     b = without.sources.groupby("diaObjectId").size().sort_values().to_numpy()
     assert np.array_equal(a, b)
     assert (without.sources.index == with_ids.sources.index).all()
+
+
+def test_history_days_sets_the_reach_of_the_history(survey):
+    visits = survey.exposures["expId"].to_numpy()[-6:]
+    db = to_survey_tables(survey, "atlas")
+    full = lk.read_alerts([d for _, _, d in tables_to_alerts(db, visits=visits)])
+    lite = lk.read_alerts([d for _, _, d in tables_to_alerts(db, visits=visits, history_days=0)])
+    short = lk.read_alerts([d for _, _, d in tables_to_alerts(db, visits=visits, history_days=5)])
+    pd.testing.assert_frame_equal(lite.sources, full.sources)  # same alerts and object summaries
+    # lite: each alert's history is its own detection only
+    assert len(lite.history) == len(lite) and (lite.history["kind"] == "detection").all()
+    assert len(full.history) > 2 * len(full)
+    # 5 days: exactly the rows of the full history within 5 days before each alert
+    for sid in full.sources.index[:: max(1, len(full) // 20)]:
+        t = full.sources.loc[sid, "midpointMjdTai"]
+        want = full[[sid]].history
+        want = want[want["midpointMjdTai"] >= t - 5]
+        got = short[[sid]].history
+        assert len(got) == len(want)
+        assert sorted(got["midpointMjdTai"]) == pytest.approx(sorted(want["midpointMjdTai"]))
