@@ -94,6 +94,9 @@ def _connect(duckdb, threads):
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "threads": threads,
+            # do not keep the files read in memory: a stream reads each file once, and a
+            # pooled connection would otherwise grow with every file it has read
+            "enable_external_file_cache": False,
         }
     )
     con.execute(f"LOAD '{avro_extension_path()}'")

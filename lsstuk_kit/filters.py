@@ -248,7 +248,8 @@ def _rates(batch, same_band, include_forced):
     codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
     if same_band:  # one integer per (object, band)
         bands, _ = pd.factorize(pd.concat([s["band"], det["band"]], ignore_index=True))
-        codes, _ = pd.factorize(codes.astype(np.int64) * (int(bands.max()) + 2) + (bands + 1))  # dense again
+        n_bands = int(bands.max()) + 2 if len(bands) else 2
+        codes, _ = pd.factorize(codes.astype(np.int64) * n_bands + (bands + 1))  # dense again
     a_code, d_code = codes[: len(s)], codes[len(s):]
     t_a = s["midpointMjdTai"].to_numpy(float)
     t_d = det["midpointMjdTai"].to_numpy(float)

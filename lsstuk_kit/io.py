@@ -10,7 +10,6 @@ records and to hand back raw alert dicts.
 
 from __future__ import annotations
 
-import functools
 import glob as _glob
 import gzip
 import io
@@ -93,10 +92,21 @@ class SourceRef:
                         return
 
 
-@functools.lru_cache(maxsize=64)
-def _identify(schema_text: str):
-    """:func:`identify_schema` once per distinct schema (a night's files share one)."""
-    return identify_schema(json.loads(schema_text))
+_IDENTIFIED: dict = {}  # canonical schema text -> (survey, version)
+
+
+def _identify(schema_text: str, schema: dict):
+    """:func:`identify_schema` once per distinct schema (a night's files share one).
+
+    ``schema`` is the schema as written (its key order matters: the version is
+    looked for near the start of its JSON), ``schema_text`` only the cache key.
+    """
+    found = _IDENTIFIED.get(schema_text)
+    if found is None:
+        found = identify_schema(schema)
+        if len(_IDENTIFIED) < 256:
+            _IDENTIFIED[schema_text] = found
+    return found
 
 
 def iter_files(path) -> list[str]:
@@ -249,7 +259,7 @@ class _Reader:
             return None
         schema_text = _container.schema_key(index)
         try:
-            survey, version = _identify(schema_text)
+            survey, version = _identify(schema_text, index.schema)
         except ValueError as exc:
             self.fail(str(exc), ref.label, 0)
             return None

@@ -361,5 +361,7 @@ def score_batch(batch, model=None):
     model = default_model() if model is None else model
     if _is_lazy(batch):
         return batch.map_batches(score_batch, model=model)
+    if len(batch) == 0:
+        return pd.Series(np.zeros(0), index=batch.sources.index, name="realbogus")
     X = batch_stamps(batch)
     return pd.Series(model.predict_proba(X)[:, 1], index=batch.sources.index, name="realbogus")

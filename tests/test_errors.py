@@ -162,3 +162,43 @@ def test_every_skipped_record_is_listed(tmp_path, sim):
 def test_errors_argument_checked():
     with pytest.raises(ValueError, match="errors must be"):
         lk.read_alerts(lk.sample_path(), errors="ignore")
+
+
+def test_small_files_decoded_together_keep_their_own_errors(tmp_path, sim):
+    """Small files of one schema are merged into one container to decode; errors still name the file."""
+    from lsstuk_kit._container import index_container
+
+    schema, alerts = sim
+    paths = [write(tmp_path / f"v{k}.avro", schema, alerts[k * 4:(k + 1) * 4], sync_interval=1) for k in range(3)]
+    whole = lk.read_alerts(tmp_path)
+    separate = lk.AlertBatch.concat([lk.read_alerts(p) for p in paths])
+    assert len(whole) == len(alerts) == 12
+    assert whole.sources.equals(separate.sources) and whole.history.equals(separate.history)
+    assert [r["diaSourceId"] for r in whole] == [a["diaSourceId"] for a in alerts]  # raw records from their files
+    # corrupt the 2nd record of the middle file
+    data = bytearray(paths[1].read_bytes())
+    a = index_container(bytes(data)).block_start[1]
+    data[a + 20: a + 60] = b"\xff" * 40
+    paths[1].write_bytes(bytes(data))
+    with pytest.raises(AlertFormatError) as exc:
+        lk.read_alerts(tmp_path)
+    assert exc.value.file.endswith("v1.avro") and exc.value.record == 1
+    lenient = lk.read_alerts(tmp_path, errors="skip")
+    assert list(lenient.errors["record"]) == [1] and lenient.errors["file"].iloc[0].endswith("v1.avro")
+    assert len(lenient) == 11 and alerts[5]["diaSourceId"] not in lenient.sources.index
+
+
+def test_decoder_connections_are_reused():
+    from lsstuk_kit import _duck
+
+    lk.read_alerts(lk.sample_path(), workers=1)
+    idle = list(_duck._POOL)
+    assert idle  # returned to the pool after the read
+    lk.read_alerts(lk.sample_path(), workers=1)
+    assert any(c is d for c in _duck._POOL for d in idle)  # and taken from it again
+    # a pooled connection must not keep the files it read in memory (it would grow all night)
+    con = _duck.acquire()
+    try:
+        assert con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()[0] is False
+    finally:
+        _duck.release(con)

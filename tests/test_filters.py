@@ -127,3 +127,19 @@ def test_galactic_equals_astropy_over_the_whole_sky():
     assert (np.abs(dlon) * np.cos(np.radians(ref.b.deg))).max() * 3600 < 1e-6
     assert g["galLat"].iloc[-2] == pytest.approx(90, abs=1e-3)  # the north galactic pole
     assert abs(g["galLat"].iloc[-1]) < 0.1  # Sgr A*, in the plane
+
+
+def test_every_rule_and_match_takes_an_empty_batch(batch):
+    from lsstuk_kit.catalogs import bright_star_veto
+    from lsstuk_kit.context import classify_context
+    from lsstuk_kit.crossmatch import match_catalog, match_watchlist
+
+    empty = batch[batch.sources["mag"] < 0]  # a filter that kept nothing
+    targets = batch.sources[["ra", "dec"]].head(3).reset_index(drop=True)
+    for rule in (F.observable, F.quality, F.has_history, F.recurring, F.new, F.galactic_latitude, F.rising,
+                 F.fading):
+        assert len(rule(empty)) == 0, rule.__name__
+    assert len(F.rates(empty)) == 0 and list(F.rates(empty).columns) == ["rate", "dt", "dmag"]
+    assert len(match_watchlist(empty, targets)) == len(match_catalog(empty, targets)) == 0
+    assert len(bright_star_veto(empty)) == len(classify_context(empty)) == 0
+    assert len(empty.filter(F.quality(empty))) == 0

@@ -85,6 +85,8 @@ def test_scores_on_the_sample_night(trained):
     assert score.index.equals(batch.sources.index) and score.between(0, 1).all()
     real = truth["isReal"].to_numpy()
     assert score[real].median() > 0.9 and score[~real].median() < 0.5
+    none = rb.score_batch(batch[batch.sources["mag"] < 0], model)  # a filter that kept nothing
+    assert len(none) == 0 and none.name == "realbogus"
 
 
 def test_scores_real_alerts(trained, real_alerts):
