@@ -95,10 +95,11 @@ def _time_key_scale(t_a, t_d):
     ``big`` is the batch's time span (not a fixed large number), so the keys stay
     small and float64 keeps sub-second precision even for 10^6 objects.
     """
-    t = np.concatenate([t_a, t_d])
-    if len(t) == 0:
+    if len(t_a) + len(t_d) == 0:
         return 0.0, 2.0
-    return float(t.min()) - 1.0, float(t.max() - t.min()) + 2.0
+    lo = min(t.min() for t in (t_a, t_d) if len(t))
+    hi = max(t.max() for t in (t_a, t_d) if len(t))
+    return float(lo) - 1.0, float(hi - lo) + 2.0
 
 
 def _detections_before(batch):
@@ -190,10 +191,10 @@ def galactic(batch) -> pd.DataFrame:
 
     One fixed rotation of the unit vectors (astropy's ICRS -> Galactic matrix), vectorised.
     """
+    from .crossmatch import xyz
+
     s = batch.sources
-    ra, dec = np.radians(s["ra"].to_numpy(float)), np.radians(s["dec"].to_numpy(float))
-    v = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-    g = _icrs_to_galactic() @ v
+    g = _icrs_to_galactic() @ xyz(s["ra"].to_numpy(float), s["dec"].to_numpy(float)).T
     lon = np.degrees(np.arctan2(g[1], g[0])) % 360.0
     lat = np.degrees(np.arctan2(g[2], np.hypot(g[0], g[1])))  # precise at the poles too
     return pd.DataFrame({"galLon": lon, "galLat": lat}, index=s.index)
