@@ -312,6 +312,8 @@ def tables_to_alerts(db: dict, out=None, *, mapping="atlas", version=None, stamp
     pandas.DataFrame or list
         With ``out``: the index of files written (visit, mjd, n_alerts, file).
     """
+    if not np.isfinite(history_days) or history_days < 0:
+        raise ValueError(f"history_days must be a number of days >= 0 (0: no history), not {history_days!r}")
     rub = from_survey_tables(db, mapping)
     if "diaObjectId" not in rub["detections"]:
         # rows not yet associated into objects: do it here (radius shrinking in dense star fields)

@@ -54,6 +54,13 @@ def _dask():
 
 
 def _parse_size(size) -> int:
+    value = _size_in_bytes(size)
+    if value <= 0:
+        raise ValueError(f"partition_size must be positive, not {size!r}")
+    return value
+
+
+def _size_in_bytes(size) -> int:
     if isinstance(size, (int, np.integer)):
         return int(size)
     text = str(size).strip().upper().replace(" ", "")

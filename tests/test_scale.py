@@ -201,6 +201,8 @@ def test_bad_input():
         lk.read_alerts(lk.sample_path(), engine="spark")
     with pytest.raises(ValueError, match="partition_size"):
         lk.read_alerts(lk.sample_path(), engine="dask", partition_size="lots")
+    with pytest.raises(ValueError, match="partition_size must be positive"):
+        lk.read_alerts(lk.sample_path(), engine="dask", partition_size=0)
     night = lk.read_alerts(lk.sample_path(), engine="dask", partition_size="1MB")
     other = lk.read_alerts(lk.sample_path(), engine="dask")
     with pytest.raises(ValueError, match="partitions"):

@@ -299,3 +299,5 @@ def test_history_days_sets_the_reach_of_the_history(survey):
         got = short[[sid]].history
         assert len(got) == len(want)
         assert sorted(got["midpointMjdTai"]) == pytest.approx(sorted(want["midpointMjdTai"]))
+    with pytest.raises(ValueError, match="history_days"):
+        tables_to_alerts(db, visits=visits, history_days=-1)

