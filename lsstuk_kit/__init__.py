@@ -15,7 +15,7 @@ from pathlib import Path
 from . import digest, filters, sql
 from .batch import AlertBatch
 from .cutouts import Cutouts
-from .errors import AlertFormatError, SkippedRecord
+from .errors import AlertFormatError, ModelFileError, SkippedRecord, UntrustedModelError
 from .io import DEFAULT_COLUMNS, read_alerts, write_alerts
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "AlertFormatError",
     "Cutouts",
     "DEFAULT_COLUMNS",
+    "ModelFileError",
     "SkippedRecord",
+    "UntrustedModelError",
     "load_sample",
     "load_sample_truth",
     "read_alerts",

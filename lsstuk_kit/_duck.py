@@ -12,7 +12,7 @@ import functools
 import threading
 from importlib import resources
 
-__all__ = ["avro_extension_path", "connect", "acquire", "release", "quote"]
+__all__ = ["avro_extension_path", "connect", "acquire", "release", "release_connections", "quote"]
 
 _HINT = 'pip install "duckdb==1.4.4" "duckdb-ext-avro==1.4.4.20260205"'
 
@@ -62,7 +62,10 @@ def connect(threads: int = 1):
 
 _POOL: list = []  # idle single-thread connections, reused across read_alerts calls
 _POOL_LOCK = threading.Lock()
-_POOL_MAX = 8
+_POOL_MAX = 4
+#: a pooled connection is closed after this many reads (DuckDB keeps caches that grow with use)
+_MAX_USES = 64
+_USES: dict = {}  # id(connection) -> reads done
 
 
 def acquire():
@@ -79,13 +82,41 @@ def acquire():
     return connect(threads=1)
 
 
-def release(con) -> None:
-    """Return a connection from :func:`acquire` to the pool (closed if the pool is full)."""
-    with _POOL_LOCK:
-        if len(_POOL) < _POOL_MAX:
-            _POOL.append(con)
-            return
+def release(con, broken=False) -> None:
+    """Return a connection from :func:`acquire` to the pool.
+
+    It is closed instead when it failed a query (``broken``: its state is not
+    trusted again), has served ``_MAX_USES`` reads, or the pool is full; so the
+    pool's memory stays bounded however many reads (or errors) it sees.
+    """
+    uses = _USES.pop(id(con), 0) + 1
+    if not broken and uses < _MAX_USES:
+        with _POOL_LOCK:
+            if len(_POOL) < _POOL_MAX:
+                _USES[id(con)] = uses
+                _POOL.append(con)
+                return
     con.close()
+
+
+def release_connections() -> int:
+    """Close every idle pooled DuckDB connection (freeing their memory); return how many.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import read_alerts, sample_path
+    >>> from lsstuk_kit.io import release_connections
+    >>> _ = read_alerts(sample_path())
+    >>> release_connections() >= 0
+    True
+    """
+    with _POOL_LOCK:
+        cons = list(_POOL)
+        _POOL.clear()
+    for con in cons:
+        _USES.pop(id(con), None)
+        con.close()
+    return len(cons)
 
 
 def _connect(duckdb, threads):
@@ -97,9 +128,11 @@ def _connect(duckdb, threads):
             # do not keep the files read in memory: a stream reads each file once, and a
             # pooled connection would otherwise grow with every file it has read
             "enable_external_file_cache": False,
+            "allow_community_extensions": False,
         }
     )
     con.execute(f"LOAD '{avro_extension_path()}'")
+    con.execute("SET enable_progress_bar = false")  # never draw bars on the user's terminal or notebook
     return con
 
 

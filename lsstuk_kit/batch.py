@@ -264,11 +264,14 @@ class AlertBatch:
             total = arr if total is None else total & arr
         return self._subset(np.flatnonzero(total))
 
-    def sql(self, query: str, *, as_batch=False, **tables):
-        """Run DuckDB SQL over ``sources``, ``history``, ``objects`` and extra tables (see :mod:`lsstuk_kit.sql`)."""
+    def sql(self, query: str, *, as_batch=False, safe=False, **tables):
+        """Run DuckDB SQL over ``sources``, ``history``, ``objects`` and extra tables (see :mod:`lsstuk_kit.sql`).
+
+        ``safe=True`` for SQL written by someone else: no file or network access.
+        """
         from .sql import query as run
 
-        return run(self, query, as_batch=as_batch, **tables)
+        return run(self, query, as_batch=as_batch, safe=safe, **tables)
 
     # ---------------------------------------------------------------- cutouts and raw
     def _position(self, diaSourceId) -> int:

@@ -2,7 +2,10 @@
 
 The page has a table of alerts and, for each, its cutout triplet and light
 curve as inline PNG images (no external files, nothing fetched), so it can be
-mailed or opened anywhere::
+mailed or opened anywhere. Every value taken from the alerts (ids, bands, class
+labels) and the title is HTML-escaped, in text and in attributes alike, and element
+ids are made only of safe characters, so a crafted alert cannot put markup or script
+into the page::
 
     batch.to_html("digest.html")
     lsstuk-kit digest night/ --out digest/
@@ -11,12 +14,16 @@ mailed or opened anywhere::
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["to_html", "interesting"]
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -45,6 +52,41 @@ def interesting(batch, min_reliability=0.5, min_snr=5.0, max_alerts=50):
     sub = batch.filter(F.quality(batch, min_reliability=min_reliability), F.observable(batch, min_snr=min_snr))
     order = sub.sources["snr"].abs().sort_values(ascending=False, kind="stable").index[:max_alerts]
     return sub[list(order)]
+
+
+def _text(value):
+    """A value as HTML text or attribute content: everything escaped, quotes included."""
+    return html.escape(str(value), quote=True)
+
+
+def _label(value):
+    """A class label as escaped text; missing labels (None, NaN) as nothing."""
+    try:
+        missing = value is None or bool(value != value)
+    except (TypeError, ValueError):
+        missing = False
+    return "" if missing else _text(value)
+
+
+def _num(value, spec):
+    """A number formatted with ``spec``; anything else (a string from an odd schema) escaped as text."""
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return _text(value)
+
+
+def _anchor(sid):
+    """A safe element id for an alert: ``a<id>`` for ids of letters, digits, ``_`` and ``-``, else a hash.
+
+    Ids made of other characters (quotes, ``<``, spaces, ``#``...) get ``h`` and
+    16 hex digits of their SHA-256, so no string from an alert is ever pasted raw
+    into an ``id`` or a link.
+    """
+    text = str(sid)
+    if _PLAIN_ID.fullmatch(text):
+        return "a" + text
+    return "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _png(fig):
@@ -86,27 +128,30 @@ def to_html(batch, path, *, title="lsstuk_kit alert digest", classes=None, selec
     s = sub.sources
     rows, cards = [], []
     for sid, r in s.iterrows():
-        label = "" if classes is None else html.escape(str(classes.get(sid, "")))
-        anchor = f"a{sid}"
+        label = "" if classes is None else _label(classes.get(sid))
+        anchor = _anchor(sid)
+        name = _text(sid)
+        # attributes single-quoted, as elsewhere in the page; _text escapes both quote characters
         rows.append(
-            f"<tr><td class='id'><a href='#{anchor}'>{html.escape(str(sid))}</a></td>"
-            f"<td class='id'>{html.escape(str(r['diaObjectId']))}</td><td>{r['midpointMjdTai']:.5f}</td>"
-            f"<td>{html.escape(str(r['band']))}</td><td>{r['mag']:.2f}</td><td>{r['snr']:.1f}</td>"
-            f"<td>{r['reliability']:.2f}</td><td>{r['ra']:.5f}</td><td>{r['dec']:.5f}</td><td>{label}</td></tr>")
+            f"<tr><td class='id'><a href='#{anchor}'>{name}</a></td>"
+            f"<td class='id'>{_text(r['diaObjectId'])}</td><td>{_num(r['midpointMjdTai'], '.5f')}</td>"
+            f"<td>{_text(r['band'])}</td><td>{_num(r['mag'], '.2f')}</td><td>{_num(r['snr'], '.1f')}</td>"
+            f"<td>{_num(r['reliability'], '.2f')}</td><td>{_num(r['ra'], '.5f')}</td><td>{_num(r['dec'], '.5f')}</td>"
+            f"<td>{label}</td></tr>")
         fig_c = plot_cutouts(sub, sid, Figure(figsize=(6.6, 2.5)), colorbar=False)
         ax = plot_lightcurve(sub, r["diaObjectId"], Figure(figsize=(4.6, 2.5)).subplots())
         ax.figure.tight_layout()
         cards.append(
-            f"<div class='alert' id='{anchor}'><h2>{html.escape(str(sid))} "
-            f"({html.escape(str(r['band']))}, mag {r['mag']:.2f}{', ' + label if label else ''})</h2>"
-            f"<img alt='cutouts {sid}' src='{_png(fig_c)}'><img alt='light curve {sid}' src='{_png(ax.figure)}'>"
+            f"<div class='alert' id='{anchor}'><h2>{name} "
+            f"({_text(r['band'])}, mag {_num(r['mag'], '.2f')}{', ' + label if label else ''})</h2>"
+            f"<img alt='cutouts {name}' src='{_png(fig_c)}'><img alt='light curve {name}' src='{_png(ax.figure)}'>"
             f"</div>")
     head = ("<tr><th>diaSourceId</th><th>diaObjectId</th><th>MJD</th><th>band</th><th>mag</th><th>S/N</th>"
             "<th>reliability</th><th>RA</th><th>Dec</th><th>class</th></tr>")
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_text(title)}</title>"
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{len(s)} of {len(batch)} alerts; made {made} by lsstuk_kit.</p>"
+            f"<h1>{_text(title)}</h1><p>{len(s)} of {len(batch)} alerts; made {made} by lsstuk_kit.</p>"
             f"<table id='alerts'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
             f"{''.join(cards)}</body></html>")
     path = Path(path)

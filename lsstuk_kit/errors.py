@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AlertFormatError", "SkippedRecord"]
+__all__ = ["AlertFormatError", "SkippedRecord", "ModelFileError", "UntrustedModelError"]
 
 
 class AlertFormatError(ValueError):
@@ -56,3 +56,35 @@ class SkippedRecord:
     def to_error(self) -> AlertFormatError:
         """Return the exception that ``errors="raise"`` would have raised."""
         return AlertFormatError(self.reason, self.file, self.record, self.field)
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: not a skops file, or not the file expected.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    reason : str
+        What is wrong.
+    """
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"model file {self.path}: {reason}")
+
+
+class UntrustedModelError(ModelFileError):
+    """A model file naming types outside the allowlist; nothing in it was loaded or run.
+
+    Attributes
+    ----------
+    types : list of str
+        The types refused, as ``skops.io.get_untrusted_types`` names them.
+    """
+
+    def __init__(self, path, types):
+        self.types = list(types)
+        super().__init__(path, f"refusing untrusted types {self.types}: loading them could run code. Pass "
+                               "trusted=[exact names] only for a file from someone you trust and types you know")

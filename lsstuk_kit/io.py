@@ -16,9 +16,12 @@ import io
 import json
 import mmap
 import os
+import re
+import shutil
 import tempfile
 import threading
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +33,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _container, _duck
+from ._duck import release_connections
 from .errors import AlertFormatError, SkippedRecord
 from .schema import identify_schema, load_rubin_schema, unpack_wire, version_from_schema_id
 from .surveys import lsst as _lsst
 from .surveys import ztf as _ztf
 from .surveys._avrotypes import arrow_to_pandas
 
-__all__ = ["read_alerts", "write_alerts", "iter_files", "DEFAULT_COLUMNS"]
+__all__ = ["read_alerts", "write_alerts", "iter_files", "release_connections", "DEFAULT_COLUMNS",
+           "MAX_UNCOMPRESSED_BYTES"]
 
 #: A typical projection: ids, position, time, band, flux, flux error, reliability.
 DEFAULT_COLUMNS = (
@@ -51,9 +56,21 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- sources
+#: Default limit on the bytes a compressed source (``.avro.gz``, gzip bytes) or an Avro
+#: block may expand to; ``read_alerts(..., max_uncompressed_bytes=...)`` raises it.
+MAX_UNCOMPRESSED_BYTES = 2**30
+
+
 @dataclass
 class SourceRef:
-    """Where alerts came from, so raw records can be read again on demand."""
+    """Where alerts came from, so raw records can be read again on demand.
+
+    Files are read again from disk when raw records are asked for (iteration,
+    ``to_avro``, ``cutouts()`` of a batch read with ``cutouts=False``); the
+    file's size, modification time and sync marker, recorded at the first read,
+    must still match, else :class:`~lsstuk_kit.AlertFormatError` is raised
+    rather than other alerts being returned. Bytes and messages are kept in memory.
+    """
 
     label: str
     kind: str  # "file", "bytes" or "wire"
@@ -63,33 +80,131 @@ class SourceRef:
     writer_schema: dict | None = None
     #: wire messages: parsed schema per schema id
     wire_schemas: dict = field(default_factory=dict)
+    #: the container's block index (record counts as verified), for reading records again
+    index: object = None
+    #: (size, mtime_ns) of the file when it was read
+    stat: tuple | None = None
+    limit: int = MAX_UNCOMPRESSED_BYTES
 
-    def _open(self):
+    def _buffer(self):
+        """The container bytes, checked to be those that were read."""
         if self.kind == "bytes":
-            return io.BytesIO(self.data)
-        if self.path.endswith(".gz"):
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
+            return self.data
+        try:
+            st = os.stat(self.path)
+            if self.stat is not None and (st.st_size, st.st_mtime_ns) != self.stat:
+                raise AlertFormatError(
+                    "the file changed since it was read (size or modification time differ); "
+                    "read it again", self.label)
+            if self.path.endswith(".gz"):
+                data = _gunzip_file(self.path, self.limit, self.label)
+            else:
+                with open(self.path, "rb") as fh:
+                    data = fh.read()
+        except OSError as exc:
+            raise AlertFormatError(f"cannot read the file again ({exc.strerror or exc})", self.label) from None
+        if self.index is not None and bytes(data[self.index.header_size - _container.SYNC_SIZE:
+                                                 self.index.header_size]) != self.index.sync:
+            raise AlertFormatError("the file changed since it was read (its sync marker differs); read it again",
+                                   self.label)
+        return data
 
     def iter_records(self, wanted):
-        """Yield ``(index, alert_dict)`` for the record indices in ``wanted`` (sorted)."""
+        """Yield ``(index, alert_dict)`` for the record indices in ``wanted`` (sorted).
+
+        Raises
+        ------
+        AlertFormatError
+            If the source changed since it was read, or a record no longer decodes.
+        """
         wanted = sorted(set(int(i) for i in wanted))
         if not wanted:
             return
         if self.kind == "wire":
             for i in wanted:
-                sid, body = unpack_wire(self.messages[i])
-                yield i, fastavro.schemaless_reader(io.BytesIO(body), self.wire_schemas[sid])
+                try:
+                    sid, body = unpack_wire(self.messages[i])
+                    rec = fastavro.schemaless_reader(io.BytesIO(body), self.wire_schemas[sid])
+                except Exception as exc:  # noqa: BLE001
+                    raise AlertFormatError(f"message no longer decodes ({type(exc).__name__}: {exc})",
+                                           f"<message {i}>", i) from None
+                yield i, rec
             return
-        targets = iter(wanted)
-        nxt = next(targets)
-        with self._open() as fh:
-            for i, rec in enumerate(fastavro.reader(fh)):
-                if i == nxt:
-                    yield i, rec
-                    nxt = next(targets, None)
-                    if nxt is None:
-                        return
+        buf = self._buffer()
+        idx = self.index
+        parsed = fastavro.parse_schema(idx.schema)
+        first = idx.first_record()
+        blocks = np.searchsorted(first, wanted, side="right") - 1
+        i = 0
+        while i < len(wanted):
+            k = int(blocks[i])
+            try:
+                data = _container.block_data(buf, idx, k, self.limit)
+            except _container.ContainerError as exc:
+                raise AlertFormatError(str(exc), self.label, wanted[i]) from None
+            bio = io.BytesIO(data)
+            pos = int(first[k])
+            while i < len(wanted) and int(blocks[i]) == k:
+                try:
+                    while pos < wanted[i]:
+                        fastavro.schemaless_reader(bio, parsed)
+                        pos += 1
+                    rec = fastavro.schemaless_reader(bio, parsed)
+                    pos += 1
+                except Exception as exc:  # noqa: BLE001
+                    raise AlertFormatError(f"record no longer decodes ({type(exc).__name__}: {exc})",
+                                           self.label, wanted[i]) from None
+                yield wanted[i], rec
+                i += 1
+
+
+def _gunzip_file(path, limit, label):
+    with open(path, "rb") as fh:
+        return _gunzip_stream(fh, limit, label)
+
+
+def _gunzip_stream(fh, limit, label, sink=None):
+    """Decompress a gzip stream, checking the Avro magic first and stopping past ``limit`` bytes.
+
+    Returns the bytes, or writes them to ``sink`` and returns ``None``.
+    """
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray() if sink is None else None
+    total = 0
+    head = b""
+    try:
+        while True:
+            chunk = fh.read(2**20)
+            if not chunk:
+                break
+            while chunk:
+                piece = d.decompress(chunk, 2**22)
+                chunk = d.unconsumed_tail
+                if d.eof and d.unused_data:  # a further gzip member follows
+                    rest = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    chunk = rest + chunk
+                if len(head) < 4:
+                    head += piece[: 4 - len(head)]
+                    if len(head) >= 4 and head[:4] != _container.MAGIC:
+                        raise AlertFormatError(
+                            f"gzip data does not hold an Avro container (starts with {head[:4]!r})", label)
+                total += len(piece)
+                if total > limit:
+                    raise AlertFormatError(
+                        f"gzip data expands past max_uncompressed_bytes={limit:,} bytes (a compression bomb?); "
+                        "pass read_alerts(..., max_uncompressed_bytes=N) to allow more", label)
+                if sink is None:
+                    out += piece
+                else:
+                    sink.write(piece)
+    except zlib.error as exc:
+        raise AlertFormatError(f"not a readable gzip file ({exc})", label) from None
+    if not d.eof:
+        raise AlertFormatError("gzip data ends before its end (truncated)", label)
+    if total < 4:
+        raise AlertFormatError("gzip data holds no Avro container (empty)", label)
+    return None if sink is not None else bytes(out)
 
 
 _IDENTIFIED: dict = {}  # canonical schema text -> (survey, version)
@@ -109,8 +224,72 @@ def _identify(schema_text: str, schema: dict):
     return found
 
 
+def _find_files(path):
+    """Files a path names, and the paths under it that could not be read: ``(files, problems)``.
+
+    Folders are searched recursively in sorted order, following symlinked folders
+    (each real folder once: a symlink loop is reported, not followed again).
+    ``problems`` lists ``(path, reason)`` for dangling symlinks, unreadable folders
+    and loops.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files, problems = [], []
+        seen = set()
+
+        def walk(folder):
+            try:
+                real = os.path.realpath(folder)
+            except OSError as exc:  # pragma: no cover - realpath rarely fails
+                problems.append((folder, f"cannot resolve the folder ({exc})"))
+                return
+            if real in seen:
+                problems.append((folder, f"symlink loop: {real} was already searched; not followed again"))
+                return
+            seen.add(real)
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                problems.append((folder, f"cannot list the folder ({exc.strerror or exc})"))
+                return
+            for e in entries:
+                full = os.path.join(folder, e.name)
+                try:
+                    is_dir = e.is_dir(follow_symlinks=True)
+                    is_file = e.is_file(follow_symlinks=True)
+                except OSError as exc:
+                    problems.append((full, f"cannot be read ({exc.strerror or exc})"))
+                    continue
+                if is_dir:
+                    walk(full)
+                elif is_file:
+                    if e.name.endswith(_AVRO_SUFFIXES):
+                        files.append(full)
+                elif e.is_symlink():
+                    problems.append((full, f"dangling symlink (points to {os.readlink(full)!r})"))
+
+        walk(str(p))
+        return files, problems
+    if p.is_file():
+        return [str(p)], []
+    if p.is_symlink():
+        return [], [(str(p), f"dangling symlink (points to {os.readlink(p)!r})")]
+    if any(ch in str(path) for ch in "*?["):
+        files, problems = [], []
+        for f in sorted(_glob.glob(str(p), recursive=True)):
+            sub_files, sub_problems = _find_files(f) if os.path.isdir(f) else (
+                ([f], []) if os.path.isfile(f) else ([], [(f, "cannot be read (dangling symlink?)")]))
+            files.extend(sub_files)
+            problems.extend(sub_problems)
+        return files, problems
+    raise FileNotFoundError(f"no such file, folder or glob match: {path}")
+
+
 def iter_files(path) -> list[str]:
-    """List the Avro files a path names: a file, a folder (recursive, sorted) or a glob.
+    """List the Avro files a path names: a file, a folder (recursive, sorted, symlinks followed) or a glob.
+
+    Paths that cannot be read are left out here; :func:`read_alerts` reports them.
 
     Examples
     --------
@@ -119,40 +298,37 @@ def iter_files(path) -> list[str]:
     >>> len(iter_files(sample_path())) > 0
     True
     """
-    p = Path(path).expanduser()
-    if p.is_dir():
-        found = [str(f) for f in sorted(p.rglob("*")) if f.is_file() and str(f).endswith(_AVRO_SUFFIXES)]
-        return found
-    if p.is_file():
-        return [str(p)]
-    if any(ch in str(path) for ch in "*?["):
-        return [f for f in sorted(_glob.glob(str(p), recursive=True)) if os.path.isfile(f)]
-    raise FileNotFoundError(f"no such file, folder or glob match: {path}")
+    return _find_files(path)[0]
 
 
-def _expand(source) -> list[SourceRef]:
+def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
+    """Sources as SourceRefs, and ``(path, reason)`` problems met while finding them."""
     if isinstance(source, (str, os.PathLike)):
-        files = iter_files(source)
-        return [SourceRef(label=f, kind="file", path=f) for f in files]
+        files, problems = _find_files(source)
+        return [SourceRef(label=f, kind="file", path=f, limit=limit) for f in files], problems
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
+            try:
+                data = _gunzip_stream(io.BytesIO(data), limit, "<bytes>")
+            except AlertFormatError as exc:
+                return [], [("<bytes>", exc.reason)]
         if data[:1] == b"\x00" and data[:4] != _container.MAGIC:
-            return [SourceRef(label="<messages>", kind="wire", messages=[data])]
-        return [SourceRef(label="<bytes>", kind="bytes", data=data)]
+            return [SourceRef(label="<messages>", kind="wire", messages=[data])], []
+        return [SourceRef(label="<bytes>", kind="bytes", data=data, limit=limit)], []
     if isinstance(source, (list, tuple)):
         if source and all(isinstance(s, (bytes, bytearray, memoryview)) for s in source):
-            if not any(bytes(s[:4]) == _container.MAGIC for s in source):
-                return [SourceRef(label="<messages>", kind="wire", messages=[bytes(s) for s in source])]
-        refs = []
+            if not any(bytes(s[:4]) == _container.MAGIC or bytes(s[:2]) == _GZIP_MAGIC for s in source):
+                return [SourceRef(label="<messages>", kind="wire", messages=[bytes(s) for s in source])], []
+        refs, problems = [], []
         for k, s in enumerate(source):
-            sub = _expand(s)
+            sub, sub_problems = _expand(s, limit)
             for r in sub:
                 if r.kind == "bytes":
                     r.label = f"<bytes {k}>"
             refs.extend(sub)
-        return refs
+            problems.extend((f"<bytes {k}>" if label == "<bytes>" else label, why) for label, why in sub_problems)
+        return refs, problems
     raise TypeError(
         "read_alerts source must be a path, folder, glob, bytes, a list of these, or a list "
         f"of Kafka wire-format messages; got {type(source).__name__}"
@@ -189,16 +365,47 @@ class _Part:
     merge: list = field(default_factory=list)
 
 
+_SWEPT = False
+_TMP_RE = re.compile(r"^lsstuk_read_(\d+)_")
+
+
+def _sweep_stale_tmp():
+    """Remove temporary folders left by reads in processes that no longer exist (killed mid-read)."""
+    global _SWEPT
+    if _SWEPT:
+        return
+    _SWEPT = True
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:  # pragma: no cover
+        return
+    for name in names:
+        m = _TMP_RE.match(name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        except OSError:  # another user's live process
+            pass
+
+
 class _Reader:
-    def __init__(self, columns, cutouts, errors, progress, workers):
+    def __init__(self, columns, cutouts, errors, progress, workers, limit=MAX_UNCOMPRESSED_BYTES, verify=True):
         self.columns = None if columns is None else list(dict.fromkeys(columns))
         self.cutouts = cutouts
         self.errors_mode = errors
         self.progress = progress
         self.workers = workers or min(os.cpu_count() or 1, 4)
+        self.limit = limit
+        self.verify = verify
         self.skipped: list[SkippedRecord] = []
         self.refs: list[SourceRef] = []
-        self.tmp = tempfile.TemporaryDirectory(prefix="lsstuk_read_")
+        _sweep_stale_tmp()
+        # the pid in the name lets a later read remove it if this process is killed mid-read
+        self.tmp = tempfile.TemporaryDirectory(prefix=f"lsstuk_read_{os.getpid()}_")
         self._n_tmp = 0
         self._local = threading.local()
         self._cons: list = []  # connections taken from the pool, returned at close
@@ -212,6 +419,11 @@ class _Reader:
             raise rec.to_error()
         self.skipped.append(rec)
 
+    def fail_records(self, reason, file, records, fld=None, then=None):
+        """Report records; the first with ``reason``, the others with ``then`` (default: the same)."""
+        for j, r in enumerate(records):
+            self.fail(reason if j == 0 or then is None else then, file, int(r), fld)
+
     def tmp_path(self, suffix=".avro"):
         self._n_tmp += 1
         return os.path.join(self.tmp.name, f"part{self._n_tmp:06d}{suffix}")
@@ -221,64 +433,145 @@ class _Reader:
         units = []
         for k, ref in enumerate(refs):
             self.refs.append(ref)
-            if ref.kind == "wire":
-                units.extend(self._wire_units(k, ref))
+            try:
+                if ref.kind == "wire":
+                    units.extend(self._wire_units(k, ref))
+                    continue
+                unit = self._container_unit(k, ref)
+            except AlertFormatError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the input's fault until shown otherwise
+                self.fail(f"unreadable ({type(exc).__name__}: {exc})", ref.label)
                 continue
-            unit = self._container_unit(k, ref)
             if unit is not None:
                 units.append(unit)
         return units
 
-    def _container_unit(self, k, ref):
+    def _open(self, ref):
+        """``(path, buf)`` of a source's container (a gzip file decompressed to a temporary file)."""
         if ref.kind == "bytes":
             path = self.tmp_path()
             with open(path, "wb") as fh:
                 fh.write(ref.data)
         elif ref.path.endswith(".gz"):
             path = self.tmp_path()
-            try:
-                with gzip.open(ref.path, "rb") as src, open(path, "wb") as dst:
-                    while chunk := src.read(2**22):
-                        dst.write(chunk)
-            except (OSError, EOFError) as exc:
-                self.fail(f"not a readable gzip file ({exc})", ref.label)
-                return None
+            with open(ref.path, "rb") as src, open(path, "wb") as dst:
+                st = os.fstat(src.fileno())
+                ref.stat = (st.st_size, st.st_mtime_ns)
+                _gunzip_stream(src, self.limit, ref.label, sink=dst)
         else:
             path = ref.path
-        size = os.path.getsize(path)
-        if size == 0:
-            self.fail("empty file, not an Avro container", ref.label)
-            return None
         fh = open(path, "rb")
         self._open_files.append(fh)
-        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        st = os.fstat(fh.fileno())
+        if ref.kind == "file" and not ref.path.endswith(".gz"):
+            ref.stat = (st.st_size, st.st_mtime_ns)
+        if st.st_size == 0:
+            raise AlertFormatError("empty file, not an Avro container", ref.label)
+        return path, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def _container_unit(self, k, ref):
+        label = ref.label
+        try:
+            path, buf = self._open(ref)
+        except AlertFormatError as exc:
+            self.fail(exc.reason, label)
+            return None
+        except OSError as exc:
+            self.fail(f"cannot read the file ({exc.strerror or exc})", label)
+            return None
         try:
             index = _container.index_container(buf)
         except _container.ContainerError as exc:
-            self.fail(str(exc), ref.label)
+            self.fail(str(exc), label)
+            return None
+        if index.codec not in ("null", "deflate", "snappy"):
+            self.fail(f"unsupported Avro codec {index.codec!r}", label)
             return None
         schema_text = _container.schema_key(index)
         try:
             survey, version = _identify(schema_text, index.schema)
-        except ValueError as exc:
-            self.fail(str(exc), ref.label, 0)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.fail(f"not an alert schema: {exc}", label)
             return None
         ref.writer_schema = index.schema
+        if self.verify or any(p is not None for p in index.block_problem):
+            counts, pieces, sound = self._verify(index, buf, label)
+        else:
+            counts, pieces, sound = index.block_count, [], True
+        ref.index = index if sound else _replace_counts(index, counts)
+        n = int(counts.sum())
         if index.truncated:
-            self.fail(
-                f"file truncated or corrupt: {index.truncated}; records from {index.n_records} on "
-                "cannot be read",
-                ref.label,
-                index.n_records,
-            )
-        if index.codec not in ("null", "deflate", "snappy"):
-            self.fail(f"unsupported Avro codec {index.codec!r}", ref.label)
+            self.fail(f"file truncated or its framing damaged ({index.truncated}): records from {n} on, an "
+                      "unknown number of records, cannot be read", label, n)
+        if sound:
+            return _Unit(ref=k, path=path, schema=index.schema, schema_text=schema_text, survey=survey,
+                         version=version, index=index, records=np.arange(n, dtype=np.int64), buf=buf)
+        if not pieces:
             return None
-        return _Unit(
-            ref=k, path=path, schema=index.schema, schema_text=schema_text,
-            survey=survey, version=version, index=index,
-            records=np.arange(index.n_records, dtype=np.int64), buf=buf,
-        )
+        # write the sound records again as one null-codec container for the decoder
+        new_path = self.tmp_path()
+        with open(new_path, "wb") as fh:
+            fh.write(_container.make_header(index.schema_raw.decode(), index.sync))
+            for _, n_rec, data in pieces:
+                fh.write(_container._write_long(n_rec) + _container._write_long(len(data)) + data + index.sync)
+        with open(new_path, "rb") as fh:
+            new_buf = fh.read()
+        new_index = _container.index_container(new_buf)
+        records = np.concatenate([np.arange(first, first + n_rec) for first, n_rec, _ in pieces]).astype(np.int64)
+        return _Unit(ref=k, path=new_path, schema=index.schema, schema_text=schema_text, survey=survey,
+                     version=version, index=new_index, records=records, buf=new_buf)
+
+    def _verify(self, index, buf, label):
+        """Check every block's codec data and that its records fill it exactly.
+
+        Returns ``(counts, pieces, sound)``: the record count of each block as
+        verified, the sound records as ``(first record, count, data)`` pieces,
+        and whether every block was sound. Unsound records are reported.
+        """
+        counts = index.block_count.copy()
+        pieces, sound = [], True
+        first = 0
+        for k in range(len(counts)):
+            declared = int(counts[k])
+            records = range(first, first + declared)
+            try:
+                data = _container.block_data(buf, index, k, self.limit)
+            except _container.ContainerError as exc:
+                reason = str(exc) + ("; pass read_alerts(..., max_uncompressed_bytes=N) to allow more"
+                                     if exc.bomb else "")
+                self.fail_records(f"block {k}: {reason}", label, records)
+                sound = False
+                first += declared
+                continue
+            if index.block_problem[k] is not None:
+                self.fail_records(f"block {k}: {index.block_problem[k]}", label, records)
+                sound = False
+                first += declared
+                continue
+            check = _container.walk_block(data, declared, index.schema_raw)
+            if check.error is None:
+                pieces.append((first, declared, data))
+                first += declared
+                continue
+            sound = False
+            if check.holds is not None:  # the count is wrong but the bytes are records: report them all
+                counts[k] = check.holds
+                self.fail_records(f"block {k}: {check.error} (its count is corrupt)", label,
+                                  range(first, first + check.holds))
+                first += check.holds
+                continue
+            if check.good == declared:  # the declared records walk, but junk follows them
+                self.fail_records(f"block {k}: {check.error} (the block is damaged)", label, records)
+                first += declared
+                continue
+            if check.good:
+                pieces.append((first, check.good, data[: check.ends[-1]]))
+            bad = check.good + first
+            self.fail_records(f"block {k}: {check.error}", label, range(bad, first + declared),
+                              then=f"lost with the undecodable record {bad} of its block")
+            first += declared
+        return counts, pieces, sound
 
     def _wire_units(self, k, ref):
         groups: dict[int, list] = {}
@@ -300,25 +593,27 @@ class _Reader:
         for sid, items in groups.items():
             schema = ref.wire_schemas[sid]
             text = fastavro.schema.to_parsing_canonical_form(schema)
+            raw = text.encode()
             good = []
             for i, body in items:
-                # a schemaless body cannot be re-synchronised: check each one decodes
-                # before wrapping them into one block
-                try:
-                    bio = io.BytesIO(body)
-                    fastavro.schemaless_reader(bio, schema)
-                except Exception as exc:  # noqa: BLE001 - any decode failure is a format error
-                    self.fail(f"Avro body does not decode with schema {sid}: {exc}", f"<message {i}>", i)
-                    continue
-                good.append((i, body))
+                # a schemaless body cannot be re-synchronised: check each one fills its message exactly
+                check = _container.walk_block(body, 1, raw)
+                if check.error is None:
+                    good.append((i, body))
+                elif check.good == 1:
+                    self.fail(f"the message has {len(body) - check.ends[0]} bytes after its alert; a message "
+                              "must decode to exactly its length", f"<message {i}>", i)
+                else:
+                    self.fail(f"Avro body does not decode with schema {sid}: {check.error}", f"<message {i}>", i)
             if not good:
                 continue
             path = self.tmp_path()
+            data = _container.wrap_bodies(text, [b for _, b in good])
             with open(path, "wb") as fh:
-                fh.write(_container.wrap_bodies(text, [b for _, b in good]))
+                fh.write(data)
             major, minor = version_from_schema_id(sid)
             ref.writer_schema = json.loads(text)
-            index = _container.index_container(open(path, "rb").read())
+            index = _container.index_container(data)
             units.append(_Unit(
                 ref=k, path=path, schema=json.loads(text), schema_text=text, survey="lsst",
                 version=f"lsst.v{major}_{minor}", index=index,
@@ -395,16 +690,71 @@ class _Reader:
                 self._cons.append(con)
         return con
 
+    def _drop_con(self):
+        """Close this thread's connection after an error (it is not returned to the pool)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            return
+        self._local.con = None
+        with self._cons_lock:
+            if con in self._cons:
+                self._cons.remove(con)
+        _duck.release(con, broken=True)
+
+    def _query(self, query):
+        con = self._con()  # outside the try: a connection that cannot open is not the input's fault
+        try:
+            return con.execute(query).fetch_arrow_table()
+        except Exception:
+            self._drop_con()
+            raise
+
     def decode(self, part):
+        """Decode a part; a list of ``(sources, history, objects, cutouts, ref_ids, rec_ids)``.
+
+        Anything that goes wrong is put down to the records: a part of several
+        files is decoded again file by file, and a file that still fails has
+        every record reported, so one bad file never costs the others.
+        """
+        try:
+            return [self._decode(part)]
+        except AlertFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - attributed below
+            if len(part.units) > 1:
+                out = []
+                for u, a, b in part.units:
+                    out.extend(self.decode(self._single_part(u, a, b)))
+                return out
+            u, a, b = part.units[0]
+            ref = self.refs[u.ref]
+            fld = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else None
+            recs = np.concatenate([np.asarray(r, np.int64) for _, r in part.records]) if part.records else []
+            # records already reported while decoding this part (the salvage) are not reported twice
+            done = {s.record for s in self.skipped if s.file == ref.label}
+            recs = [r for r in recs if int(r) not in done]
+            self.fail_records(f"the alert does not fit the {part.survey} mapping ({type(exc).__name__}: {exc})",
+                              ref.label, recs, fld)
+            return []
+
+    def _single_part(self, u, a, b):
+        path = self.tmp_path()
+        first = u.index.first_record()
+        lo, hi = int(first[a]), int(first[b - 1] + u.index.block_count[b - 1])
+        part = _Part([(u, a, b)], [path], u.survey, u.schema, u.version, [(u.ref, u.records[lo:hi])])
+        part.pending_writes.append((u, a, b, path))
+        return part
+
+    def _decode(self, part):
         for u, a, b, path in part.pending_writes:
-            _container.write_part(u.buf, u.index, a, b, path)
+            _container.write_part(_buf_of(u), u.index, a, b, path)
         if part.merge:
-            _container.write_merged([(u.buf, u.index, a, b) for u, a, b in part.merge], part.paths[0])
+            _container.write_merged([(_buf_of(u), u.index, a, b) for u, a, b in part.merge], part.paths[0])
         mod = _SURVEYS[part.survey]
         query = mod.build_query(part.schema, part.paths, self.columns, self.cutouts)
         expected = sum(len(r) for _, r in part.records)
         try:
-            table = self._con().execute(query).fetch_arrow_table()
+            table = self._query(query)
             if table.num_rows != expected:
                 raise RuntimeError(f"decoded {table.num_rows} records, expected {expected}")
             records = part.records
@@ -421,40 +771,40 @@ class _Reader:
     def _salvage(self, part, mod, first_exc):
         """Decode a part that DuckDB rejected, record by record, to name the bad ones."""
         good, records = [], []
+        parsed = fastavro.parse_schema(part.schema)
         for (u, a, b) in part.units:
             ref = self.refs[u.ref]
             first = u.index.first_record()
+            buf = _buf_of(u)
             for blk in range(a, b):
-                path = self.tmp_path()
-                _container.write_part(_buf_of(u), u.index, blk, blk + 1, path)
                 n = int(u.index.block_count[blk])
                 recs = []
                 try:
-                    with open(path, "rb") as fh:
-                        for rec in fastavro.reader(fh):
-                            recs.append(rec)
+                    bio = io.BytesIO(_container.block_data(buf, u.index, blk, self.limit))
+                    for _ in range(n):
+                        recs.append(fastavro.schemaless_reader(bio, parsed))
                 except Exception as exc:  # noqa: BLE001
                     base = int(first[blk]) + len(recs)
-                    for j in range(base, int(first[blk]) + n):
-                        self.fail(
-                            f"record does not decode ({type(exc).__name__}: {exc})"
-                            if j == base else f"lost with the undecodable record {base} of its block",
-                            ref.label, int(u.records[j]),
-                        )
+                    self.fail_records(f"record does not decode ({type(exc).__name__}: {exc})", ref.label,
+                                      u.records[base: int(first[blk]) + n],
+                                      then=f"lost with the undecodable record {int(u.records[base])} of its block")
                 good.extend(recs)
                 records.append((u.ref, u.records[int(first[blk]): int(first[blk]) + len(recs)]))
         if not good:
             return None, []
         path = self.tmp_path()
         with open(path, "wb") as fh:
-            fastavro.writer(fh, fastavro.parse_schema(part.schema), good)
+            fastavro.writer(fh, parsed, good)
         query = mod.build_query(part.schema, [path], self.columns, self.cutouts)
         try:
-            table = self._con().execute(query).fetch_arrow_table()
+            table = self._query(query)
+            if table.num_rows != len(good):
+                raise RuntimeError(f"decoded {table.num_rows} records, expected {len(good)}")
         except Exception as exc:  # noqa: BLE001
-            raise AlertFormatError(
-                f"DuckDB cannot decode these records ({first_exc}; then {exc})", part.paths[0]
-            ) from exc
+            reason = f"the decoder rejects these records ({type(first_exc).__name__}: {first_exc}; then {exc})"
+            for k, recs in records:
+                self.fail_records(reason, self.refs[k].label, recs)
+            return None, []
         return table, records
 
     def close(self):
@@ -462,8 +812,18 @@ class _Reader:
             _duck.release(con)
         self._cons.clear()
         for fh in self._open_files:
-            fh.close()
+            try:
+                fh.close()
+            except (OSError, BufferError):  # pragma: no cover - an mmap still referenced
+                pass
         self.tmp.cleanup()
+
+
+def _replace_counts(index, counts):
+    """A copy of a container index with the record counts found by verification."""
+    from dataclasses import replace
+
+    return replace(index, block_count=np.asarray(counts, np.int64))
 
 
 @dataclass
@@ -524,7 +884,7 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
 
 # --------------------------------------------------------------------------- API
 def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None, engine="pandas",
-                partition_size="64MB"):
+                partition_size="64MB", max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES, verify=True):
     """Read Rubin or ZTF alerts into an :class:`~lsstuk_kit.AlertBatch`.
 
     Parameters
@@ -544,7 +904,13 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         ``"raise"`` stops at the first bad record with an
         :class:`~lsstuk_kit.AlertFormatError` naming the file, record and field;
         ``"skip"`` loads the good records and lists every skipped one in
-        ``batch.errors``.
+        ``batch.errors`` (a bad file, folder or message never costs the others):
+        alerts read + records reported = records in the sources. A row with no
+        record stands for a whole source (an unreadable file, folder or dangling
+        symlink); a row whose reason says "an unknown number of records" stands
+        for every record from that index on (the file's framing was lost there).
+        Alerts that appear more than once (same ``diaSourceId``) are kept once
+        and the repeats listed in ``batch.errors`` in either mode.
     cutouts : bool
         Keep the cutout bytes (decoded only when ``batch.cutouts(id)`` asks). With
         ``False`` they are not read, and ``cutouts()`` reads them back from the
@@ -560,6 +926,19 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         (needs ``pip install "lsstuk_kit[dask]"``).
     partition_size : int or str
         With ``engine="dask"``: bytes of Avro per partition (files are grouped up to it).
+    max_uncompressed_bytes : int
+        Refuse a gzip source or an Avro block that expands past this many bytes
+        (default 1 GiB, :data:`MAX_UNCOMPRESSED_BYTES`): a small file cannot make
+        the reader fill the disk or the memory. The gzip stream is checked for
+        the Avro magic before anything is written.
+    verify : bool
+        Walk every block's records (without building them) before decoding, so
+        that a block whose declared record count disagrees with its bytes, a
+        record that does not decode, or corrupt codec data (deflate, snappy
+        CRC) is reported record by record instead of silently dropping or
+        inventing alerts (default). ``False`` skips the walk for sources you
+        trust (e.g. your own simulated nights), which reads heavy alerts several
+        times faster; framing, sync markers and decoder failures are still checked.
 
     Returns
     -------
@@ -568,7 +947,8 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
     Raises
     ------
     AlertFormatError
-        On unreadable input when ``errors="raise"``.
+        On unreadable input when ``errors="raise"``: the only exception bad bytes
+        can cause. It names the file (or message), the record and the field.
     FileNotFoundError
         If a path names nothing.
 
@@ -588,17 +968,18 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         from .scale import read_alerts_dask
 
         return read_alerts_dask(source, partition_size=partition_size, columns=columns, errors=errors,
-                                cutouts=cutouts)
+                                cutouts=cutouts, max_uncompressed_bytes=max_uncompressed_bytes, verify=verify)
     if engine != "pandas":
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
-    refs = _expand(source)
-    reader = _Reader(columns, cutouts, errors, progress, workers)
+    refs, problems = _expand(source, max_uncompressed_bytes)
+    reader = _Reader(columns, cutouts, errors, progress, workers, max_uncompressed_bytes, verify)
     try:
+        for path, reason in problems:
+            reader.fail(reason, path)
         units = reader.make_units(refs)
         parts = reader.make_parts(units)
         show = progress if progress is not None else len(parts) >= 50
-        results = _run(reader, parts, show)
-        results = [r for r in results if r is not None]
+        results = [r for got in _run(reader, parts, show) for r in got if r is not None]
         batch = _assemble(results, reader, columns)
     finally:
         reader.close()
@@ -689,11 +1070,21 @@ def _assemble(results, reader, columns):
     bad = _validate(sources, cut, ref_ids, rec_ids, reader.refs, sorted(required), reader)
 
     # the same alert read twice (e.g. a file listed twice) is kept once
-    dup = pd.Index(sources["diaSourceId"]).duplicated(keep="first") & ~bad
+    ids = pd.Index(sources["diaSourceId"])
+    dup = np.zeros(len(ids), bool)
+    dup[~bad] = ids[~bad].duplicated(keep="first")
     if dup.any():
         warnings.warn(
             f"{int(dup.sum())} alerts appear more than once in the input (same diaSourceId); "
-            "each is kept once", stacklevel=3)
+            "each is kept once and the repeats are listed in batch.errors", stacklevel=3)
+        first_pos = pd.Series(np.flatnonzero(~bad), index=ids[~bad])
+        first_pos = first_pos[~first_pos.index.duplicated()]
+        for i in np.flatnonzero(dup):
+            j = int(first_pos[ids[i]])
+            reader.skipped.append(SkippedRecord(
+                file=reader.refs[ref_ids[i]].label, record=int(rec_ids[i]), field="diaSourceId",
+                reason=(f"duplicate: diaSourceId {ids[i]} was already read from {reader.refs[ref_ids[j]].label} "
+                        f"record {int(rec_ids[j])}; kept once")))
     drop = bad | dup
     keep_pos = np.flatnonzero(~drop)
     if drop.any():

@@ -12,8 +12,10 @@
 - :func:`evaluate`: ROC and AUC, FPR at 1 % missed-detection rate and MDR at
   1 % FPR (the Pan-STARRS and ATLAS convention), precision and recall against
   threshold (Rubin's convention), by bogus type and by S/N; ``plot_*`` draw them.
-- :func:`save_model` / :func:`load_model` use skops and refuse untrusted types.
-- :func:`default_model` trains deterministically on first use and caches it;
+- :func:`save_model` / :func:`load_model` use skops and refuse every type outside an
+  explicit list of exact names (:data:`TRUSTED`, plus ``trusted=``).
+- :func:`default_model` trains deterministically on first use and caches it, with
+  its SHA-256 recorded and checked before each load;
   :func:`score_batch` scores an AlertBatch.
 
 Stamps are 30x30; larger ones (ZTF 63x63) are cut to their central 30x30.
@@ -21,6 +23,7 @@ Stamps are 30x30; larger ones (ZTF 63x63) are cut to their central 30x30.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -28,9 +31,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .errors import ModelFileError, UntrustedModelError
+
 __all__ = ["make_training_set", "StampFeatures", "NormalisedPixels", "make_model", "evaluate", "plot_roc",
            "plot_precision_recall", "plot_breakdown", "save_model", "load_model", "default_model",
-           "score_batch", "batch_stamps"]
+           "score_batch", "batch_stamps", "TRUSTED", "ModelFileError", "UntrustedModelError"]
 
 SIZE = 30
 
@@ -284,14 +289,31 @@ def plot_breakdown(result, fig=None):
 
 
 # ------------------------------------------------------------------------ persistence
-TRUSTED = [
+#: The exact types, beyond those skops trusts by itself, that the kit's own pipelines
+#: (:func:`make_model`, both kinds, fitted or not) put in a model file: found with
+#: ``skops.io.get_untrusted_types`` on them (tests/test_security.py checks the list stays exact).
+#: Nothing is trusted by prefix: a name such as ``sklearn.utils._testing.<function>`` can run code.
+TRUSTED = (
     "lsstuk_kit.realbogus.StampFeatures",
     "lsstuk_kit.realbogus.NormalisedPixels",
-]
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 
 def save_model(model, path):
-    """Save a fitted model with skops (no pickle)."""
+    """Save a fitted model with skops (no pickle).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted scikit-learn estimator or Pipeline (e.g. from :func:`make_model`).
+    path : str or Path
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     import skops.io as sio
 
     path = Path(path)
@@ -300,41 +322,138 @@ def save_model(model, path):
     return path
 
 
-def load_model(path, trusted=None):
-    """Load a skops model, refusing any type outside scikit-learn's and this module's.
+def load_model(path, trusted=None, *, sha256=None):
+    """Load a skops model file, refusing any type outside an explicit allowlist.
+
+    skops trusts plain containers, numpy arrays and scikit-learn's estimators by
+    itself; beyond those only the exact names in :data:`TRUSTED` (the types the
+    kit's own pipelines use) and in ``trusted`` are accepted. A file naming
+    anything else is refused before any of it is built, so a crafted file cannot
+    run code.
+
+    Parameters
+    ----------
+    path : str or Path
+    trusted : list of str, optional
+        More exact type names to accept (as the error lists them); no prefixes.
+    sha256 : str, optional
+        The expected SHA-256 (hex) of the file; checked before its content is parsed.
+
+    Returns
+    -------
+    object
+        The model.
 
     Raises
     ------
-    ValueError
-        If the file holds types that are not trusted (listed in the message).
+    UntrustedModelError
+        If the file names types that are not trusted (listed in ``types`` and the message).
+    ModelFileError
+        If the file is not a skops file, or its SHA-256 differs from ``sha256``.
+    TypeError
+        If ``trusted`` is not a list of names.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> X, labels = make_training_set(300, seed=1)
+    >>> model = make_model().fit(X, labels["real"].to_numpy())
+    >>> path = save_model(model, pathlib.Path(tempfile.mkdtemp()) / "rb.skops")
+    >>> bool((load_model(path).predict(X) == model.predict(X)).all())
+    True
     """
     import skops.io as sio
 
-    allowed = set(TRUSTED) | set(trusted or [])
-    untrusted = sio.get_untrusted_types(file=path)
-    # scikit-learn's own types (e.g. its tree predictors) and this module's are trusted; nothing else
-    refused = [t for t in untrusted if t not in allowed and not t.startswith("sklearn.")]
+    if trusted is None:
+        trusted = []
+    elif isinstance(trusted, (str, bytes)) or not all(isinstance(t, str) for t in trusted):
+        raise TypeError("trusted must be a list of exact type names, e.g. trusted=['mypackage.MyTransformer']")
+    try:
+        data = Path(path).read_bytes()  # read once: what is checked is what is loaded
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != str(sha256).lower():
+        raise ModelFileError(path, f"its SHA-256 {hashlib.sha256(data).hexdigest()} is not the expected {sha256}")
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # a zip, JSON or skops-protocol error: not a model file
+        raise ModelFileError(path, f"not a readable skops file ({type(exc).__name__}: {exc})") from None
+    allowed = set(TRUSTED) | set(trusted)
+    refused = [t for t in untrusted if t not in allowed]
     if refused:
-        raise ValueError(f"{path}: refusing untrusted types {refused}; pass trusted=[...] only if you know them")
-    return sio.load(path, trusted=list(untrusted))
+        raise UntrustedModelError(path, refused)
+    try:
+        return sio.loads(data, trusted=untrusted)
+    except Exception as exc:
+        raise ModelFileError(path, f"cannot be loaded ({type(exc).__name__}: {exc})") from exc
 
 
 def _cache_dir():
     return Path(os.environ.get("LSSTUK_KIT_CACHE", Path.home() / ".cache" / "lsstuk_kit"))
 
 
+def _sidecar(path):
+    """The JSON file next to a cached model recording its SHA-256."""
+    return path.with_name(path.name + ".json")
+
+
+def _write_atomic(path, data: bytes):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def default_model(n=20_000, seed=0, retrain=False):
-    """The default feature model: trained deterministically on first use (seconds) and cached."""
+    """The default feature model: trained deterministically on first use (seconds) and cached.
+
+    The cache folder is ``$LSSTUK_KIT_CACHE`` (default ``~/.cache/lsstuk_kit``).
+    Next to the model file, a JSON file records its SHA-256 when it is built; a
+    cached file whose hash does not match (replaced, corrupted, or made by an
+    older kit without the record) is rebuilt, with a warning. The cached file is
+    loaded with :func:`load_model`'s allowlist as well, so a file forged together
+    with its record still cannot run code (:class:`UntrustedModelError`).
+
+    Parameters
+    ----------
+    n : int
+        Training-set size.
+    seed : int
+    retrain : bool
+        Rebuild even when a verified cached model exists.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+    """
+    import json
+    import warnings
+
     import sklearn
+    import skops
+    import skops.io as sio
 
     from . import __version__
 
     path = _cache_dir() / f"realbogus-features-{__version__}-sk{sklearn.__version__}-n{n}-s{seed}.skops"
+    record = _sidecar(path)
     if path.is_file() and not retrain:
-        return load_model(path)
+        try:
+            expected = json.loads(record.read_text())["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            expected = None
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if expected == actual:
+            return load_model(path, sha256=actual)
+        why = "has no recorded SHA-256" if expected is None else "does not match the SHA-256 recorded when it was built"
+        warnings.warn(f"cached real/bogus model {path} {why}; rebuilding it", UserWarning, stacklevel=2)
     X, labels = make_training_set(n, seed=seed)
     model = make_model("features", seed=seed).fit(X, labels["real"].to_numpy())
-    save_model(model, path)
+    data = sio.dumps(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, data)
+    info = {"sha256": hashlib.sha256(data).hexdigest(), "n": n, "seed": seed, "lsstuk_kit": __version__,
+            "sklearn": sklearn.__version__, "skops": skops.__version__}
+    _write_atomic(record, (json.dumps(info, indent=1) + "\n").encode())
     return model
 
 

@@ -99,10 +99,14 @@ def _group_files(files, partition_size):
     return groups
 
 
-def _load(files, options):
+def _load(files, options, problems=()):
+    from .errors import SkippedRecord
     from .io import read_alerts
 
-    return read_alerts(files, progress=False, workers=1, **options)
+    batch = read_alerts(files, progress=False, workers=1, **options)
+    # paths under the folders that could not be read (skip mode) go with the first partition
+    batch._store.errors.extend(SkippedRecord(file=p, record=None, field=None, reason=r) for p, r in problems)
+    return batch
 
 
 def _conform(df, meta):
@@ -348,22 +352,27 @@ def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
         Errors in later partitions are raised (or collected in ``errors``) when
         they are computed.
     """
-    from .io import iter_files
+    from .errors import AlertFormatError
+    from .io import _find_files
 
     dask, _ = _dask()
     items = source if isinstance(source, (list, tuple)) else [source]
-    files = []
+    files, problems = [], []
     for item in items:
         if not isinstance(item, (str, os.PathLike)):
             raise TypeError("engine='dask' reads files, folders and globs; for bytes or Kafka messages, "
                             f"use the default engine (got {type(item).__name__})")
-        files.extend(iter_files(item))
+        found, trouble = _find_files(item)
+        files.extend(found)
+        problems.extend(trouble)
+    if problems and options.get("errors", "raise") == "raise":
+        raise AlertFormatError(problems[0][1], problems[0][0])
     if not files:
         raise FileNotFoundError(f"no Avro files (*.avro, *.avro.gz) under {source}")
     groups = _group_files(files, _parse_size(partition_size))
     load = dask.delayed(_load, pure=True)
-    parts = [load(g, options) for g in groups]
-    meta_batch = _load(groups[0], options)  # the first partition gives the columns and dtypes
+    parts = [load(g, options, problems if i == 0 else ()) for i, g in enumerate(groups)]
+    meta_batch = _load(groups[0], options, problems)  # the first partition gives the columns and dtypes
     return DaskAlerts(parts, meta_batch, groups)
 
 

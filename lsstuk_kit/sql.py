@@ -9,6 +9,19 @@ DataFrame passed by keyword (cross-match results, watchlist hits, ...)::
         FROM sources s JOIN hits w USING (diaSourceId)
         WHERE s.reliability > 0.8
     ''', hits=match_watchlist(batch, "my_targets.csv"))
+
+Each query runs on its own in-memory DuckDB connection, closed afterwards, whose
+configuration is locked: extensions are never installed or loaded (automatic
+install and load are off, community extensions are off, and ``INSTALL``,
+``LOAD`` and ``UPDATE EXTENSIONS`` statements are refused), so a query cannot
+make the process download or run code. Python variables are not visible to the
+query (no replacement scans): only the tables listed above are.
+
+The query is the user's own code, so by default it may read and write local
+files (``read_csv('my.csv')``, ``COPY ... TO``). For SQL written by someone
+else (a filter shared at a workshop, a query from a web form), pass
+``safe=True``: DuckDB's external access is then off, and any file, directory or
+network access fails with :class:`SQLError`.
 """
 
 from __future__ import annotations
@@ -24,7 +37,21 @@ class SQLError(ValueError):
     """A query DuckDB cannot run; the message names the problem and what tables exist."""
 
 
-def query(batch, sql: str, *, as_batch=False, **tables):
+# DuckDB settings of every query's connection; lock_configuration keeps a query from changing them
+_SETTINGS = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,
+    "enable_external_file_cache": False,
+    "lock_configuration": True,
+}
+
+# statements that install or load extensions: code, possibly from the network
+_REFUSED = {"LOAD": "INSTALL/LOAD", "EXTENSION": "UPDATE EXTENSIONS"}
+
+
+def query(batch, sql: str, *, as_batch=False, safe=False, **tables):
     """Run ``sql`` over the batch's tables; return a DataFrame or (``as_batch``) an AlertBatch.
 
     Parameters
@@ -34,14 +61,20 @@ def query(batch, sql: str, *, as_batch=False, **tables):
         A DuckDB SELECT statement.
     as_batch : bool
         Return the subset of the batch whose ``diaSourceId`` the result lists.
+    safe : bool
+        For SQL written by someone else: no access to files, directories or the
+        network (DuckDB's ``enable_external_access=false``); the tables given
+        stay queryable. By default (``False``) the query may read and write local
+        files, as any code the user runs may.
     **tables : DataFrame
         More tables, by name.
 
     Raises
     ------
     SQLError
-        On a syntax error, an unknown table or column, or (``as_batch``) a result
-        without ``diaSourceId``.
+        On a syntax error, an unknown table or column, a statement that would
+        install or load an extension or change the locked configuration, a file
+        access with ``safe=True``, or (``as_batch``) a result without ``diaSourceId``.
 
     Examples
     --------
@@ -53,12 +86,18 @@ def query(batch, sql: str, *, as_batch=False, **tables):
     >>> bright = batch.sql("SELECT diaSourceId FROM sources WHERE mag < 21", as_batch=True)
     >>> bool((bright.sources["mag"] < 21).all())
     True
+    >>> len(batch.sql("SELECT * FROM sources WHERE reliability > 0.5", safe=True)) > 0
+    True
+    >>> batch.sql("SELECT * FROM read_csv('/etc/passwd')", safe=True)
+    Traceback (most recent call last):
+    ...
+    lsstuk_kit.sql.SQLError: Permission error: ... file system operations are disabled by configuration ...
     """
     import duckdb
 
     if not isinstance(sql, str) or not sql.strip():
         raise SQLError("the query is empty")
-    con = duckdb.connect()
+    con = duckdb.connect(config={**_SETTINGS, "enable_external_access": not safe})
     frames = {
         "sources": batch.sources.reset_index(),
         "history": batch.history,
@@ -73,12 +112,16 @@ def query(batch, sql: str, *, as_batch=False, **tables):
     for name, df in frames.items():
         con.register(name, _plain(df))
     try:
+        _check_statements(con, sql)
         result = con.execute(sql).fetchdf()
     except duckdb.Error as exc:
         listing = "; ".join(f"{n}({', '.join(map(str, list(df.columns)[:8]))}{', ...' if df.shape[1] > 8 else ''})"
                             for n, df in frames.items())
         kind = type(exc).__name__.replace("Exception", " error").replace("Error error", "error")
-        raise SQLError(f"{kind}: {str(exc).strip()}\nTables: {listing}") from None
+        hint = ""
+        if safe and isinstance(exc, duckdb.PermissionException):
+            hint = "\n(safe=True: files, directories and the network are off for this query)"
+        raise SQLError(f"{kind}: {str(exc).strip()}{hint}\nTables: {listing}") from None
     finally:
         con.close()
     if not as_batch:
@@ -88,6 +131,18 @@ def query(batch, sql: str, *, as_batch=False, **tables):
                        f"{list(result.columns)}")
     ids = pd.unique(result["diaSourceId"])
     return batch[batch.sources.index.isin(ids)]
+
+
+def _check_statements(con, sql):
+    """Refuse statements that install or load DuckDB extensions (checked before anything runs)."""
+    import duckdb
+
+    for statement in con.extract_statements(sql):
+        name = getattr(statement.type, "name", "")
+        if name in _REFUSED or name not in duckdb.StatementType.__members__:
+            what = _REFUSED.get(name, "a statement of a kind DuckDB's Python API does not name (UPDATE EXTENSIONS)")
+            raise SQLError(f"{what} refused: batch.sql() never installs or loads DuckDB extensions "
+                           f"(they are code, fetched from the network): {statement.query.strip()[:80]!r}")
 
 
 def _plain(df):

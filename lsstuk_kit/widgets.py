@@ -10,6 +10,11 @@ context classification, truth, or any Series over ``diaSourceId``), a sort
 column and direction. The table lists the alerts that pass; choosing one draws
 its cutouts and light curve and shows its cross-match information.
 
+Every value shown from the alerts, the classes or ``info`` is HTML-escaped (the
+HTML panes are built with ``html.escape`` and ``DataFrame.to_html(escape=True)``;
+list and menu labels are plain text), so a crafted alert cannot put markup or
+script into the notebook (see tests/test_security.py).
+
 The state lives in plain attributes (``filtered``, ``selected``, ``figures``)
 so it can be driven and checked without a browser (see tests/test_widgets.py).
 """
@@ -106,7 +111,7 @@ class AlertBrowser:
         self.filtered = df
         self.count.value = f"<b>{len(df)}</b> of {len(s)} alerts"
         self.table.value = df.head(self.max_rows).to_html(float_format=lambda x: f"{x:.3f}", border=0,
-                                                          classes="lsstuk-table")
+                                                          classes="lsstuk-table", escape=True)
         shown = df.head(self.max_choices)
         options = list(zip([f"{sid}  {b}  mag {m:.2f}" for sid, b, m in
                             zip(shown.index, shown["band"].astype(str), shown["mag"])], shown.index))
@@ -156,7 +161,7 @@ class AlertBrowser:
             parts.append(f"class: <b>{html.escape(str(self.classes.get(sid)))}</b>")
         if self.info is not None and sid in self.info.index:
             rows = self.info.loc[[sid]]
-            parts.append(rows.to_html(border=0, float_format=lambda x: f"{x:.3f}"))
+            parts.append(rows.to_html(border=0, float_format=lambda x: f"{x:.3f}", escape=True))
         return "<br>".join(parts)
 
     def _ipython_display_(self):  # pragma: no cover - needs a notebook front end

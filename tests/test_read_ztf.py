@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lsstuk_kit as lk
@@ -27,8 +28,15 @@ def test_real_ztf_file(real_alerts, name):
         sign = -1 if c["isdiffpos"] in ("f", "0") else 1
         assert row["psfFlux"] == pytest.approx(sign * 10 ** ((31.4 - c["magpsf"]) / 2.5), rel=1e-6)
         assert row["mag"] == pytest.approx(c["magpsf"])
-        expected_rel = c["drb"] if c.get("drb") is not None else c["rb"]
-        assert row["reliability"] == pytest.approx(expected_rel)
+        # drb only where computed (schema 3.3 on, with its model version), else rb
+        vsn = tuple(int(x) for x in rec["schemavsn"].split("."))
+        has_drb = vsn >= (3, 3) and c.get("drb") is not None and bool(c.get("drbversion"))
+        assert row["reliability"] == pytest.approx(c["drb"] if has_drb else c["rb"])
+        assert row["reliabilitySource"] == ("drb" if has_drb else "rb")
+        # documented "none" values are missing, not numbers
+        for name in ("ssdistnr", "ssmagnr", "distpsnr1", "sgscore1", "neargaia"):
+            assert pd.isna(row[name]) if c[name] == -999 else row[name] == pytest.approx(c[name])
+        assert pd.isna(row["ssnamenr"]) if c["ssnamenr"] == "null" else row["ssnamenr"] == c["ssnamenr"]
         assert row["survey"] == "ztf"
         assert row["schemaVersion"] == "ztf.v" + rec["schemavsn"].replace(".", "_")
     # history: previous detections and upper limits of each object, plus the trigger
@@ -58,3 +66,7 @@ def test_mixed_surveys_land_in_same_columns(real_alerts):
                 "magErr", "snr", "reliability", "survey", "schemaVersion"]:
         assert s[col].notna().sum() >= len(s) - 1, col  # ELAsTiCC carries no reliability
     assert np.isfinite(s["psfFlux"]).all()
+    # every score says where it came from, and only a score does
+    assert (s["reliabilitySource"].notna() == s["reliability"].notna()).all()
+    assert set(s["reliabilitySource"].dropna()) <= {"reliability", "drb", "rb"}
+    assert (s.loc[s["survey"] == "lsst", "reliabilitySource"].dropna() == "reliability").all()

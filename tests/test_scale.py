@@ -86,9 +86,9 @@ def test_filter_then_compute_reads_each_partition_once(batch, monkeypatch):
     loads = []
     real = scale._load
 
-    def counting(files, options):
+    def counting(files, options, *rest):
         loads.append(tuple(files))
-        return real(files, options)
+        return real(files, options, *rest)
 
     monkeypatch.setattr(scale, "_load", counting)
     night = lk.read_alerts(lk.sample_path(), engine="dask", partition_size="1MB")

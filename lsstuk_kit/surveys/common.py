@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["AB_ZEROPOINT_NJY", "BANDS", "BAND_COLORS", "flux_to_mag", "mag_to_flux"]
+__all__ = ["AB_ZEROPOINT_NJY", "BANDS", "BAND_COLORS", "RELIABILITY_SOURCES", "flux_to_mag", "mag_to_flux",
+           "pick_score"]
 
 #: AB magnitude of a 1 nJy source: m = 31.4 - 2.5 log10(f / nJy).
 AB_ZEROPOINT_NJY = 31.4
@@ -23,6 +25,50 @@ BAND_COLORS = {
 }
 
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
+
+#: Values of the ``reliabilitySource`` column: which survey score each row's
+#: ``reliability`` holds (``None`` where no score was computed: ``reliability`` is NaN).
+RELIABILITY_SOURCES = {
+    "reliability": "Rubin diaSource.reliability (schema 5.0 on; a probability from 8.0 on)",
+    "drb": "ZTF deep-learning real/bogus score (schema 3.3 on, with a drbversion)",
+    "rb": "ZTF random-forest real/bogus score (where no drb was computed)",
+}
+
+
+def pick_score(*candidates):
+    """Per row, the first usable score among ``(label, values)`` pairs, and its label.
+
+    A value is usable when it is finite; NaN/None mean "not computed" (survey
+    fillers must be turned into NaN before this is called).
+
+    Parameters
+    ----------
+    *candidates : (str, array_like)
+        Scores in order of preference, all of the same length.
+
+    Returns
+    -------
+    score : ndarray of float
+        The chosen score, NaN where none is usable.
+    source : ndarray of object
+        The label of the chosen score, ``None`` where none is usable.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys.common import pick_score
+    >>> score, source = pick_score(("drb", [0.9, None, None]), ("rb", [0.5, 0.4, float("nan")]))
+    >>> score.tolist(), source.tolist()
+    ([0.9, 0.4, nan], ['drb', 'rb', None])
+    """
+    n = len(candidates[0][1])
+    score = np.full(n, np.nan)
+    source = np.full(n, None, dtype=object)
+    for label, values in candidates:
+        v = pd.Series(values).to_numpy(dtype=float, na_value=np.nan)
+        take = np.isnan(score) & np.isfinite(v)
+        score[take] = v[take]
+        source[take] = label
+    return score, source
 
 
 def flux_to_mag(flux, flux_err=None):

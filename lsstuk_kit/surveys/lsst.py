@@ -3,6 +3,48 @@
 Older schemas (3.x, 4.x, and the ELAsTiCC challenge alerts) used other names for
 a few fields; they are renamed to the current ones (:data:`LEGACY_NAMES`) so that
 every version lands in the same columns.
+
+``reliability`` is ``diaSource.reliability`` as the alert carries it, and
+``reliabilitySource`` says so row by row (``"reliability"``, or ``None`` where the
+alert holds no score and ``reliability`` is NaN). Both are read under any column
+projection (:data:`CORE`), as ``snr`` is: a projection never turns a score the
+alert carries into NaN, nor Rubin's ``snr`` into a recomputed one.
+
+Fields that changed meaning or name across schema versions 3.0 to 11.1 (all
+shipped by ``lsst-alert-packet``; the per-version test reads one alert of each):
+
+==============================  ==========  ==================================================
+field                           versions    how it is read
+==============================  ==========  ==================================================
+``midPointTai`` ->              3.0-4.0 ->  renamed to ``midpointMjdTai`` (MJD TAI in both)
+``midpointMjdTai``              5.0 on
+``filterName`` -> ``band``      3.0-4.0 ->  renamed to ``band``, lower-cased; nullable from 6.0
+                                5.0 on
+``decl``, ``psFlux``,           3.0-4.0     renamed to ``dec``, ``psfFlux``, ``psfFluxErr``
+``psFluxErr`` (diaSource,                   (:data:`LEGACY_NAMES`); units undocumented before
+diaForcedSource)                            8.0, nJy from 8.0 on
+``spuriousness``                3.0-4.0     kept as its own column, never as ``reliability``:
+                                            undocumented, and a spuriousness is not a
+                                            reliability (no conversion is documented).
+                                            ``reliability`` is NaN, ``reliabilitySource`` None
+``reliability``                 5.0 on      as given; null -> NaN / None. 5.0-7.4 document it
+                                            as "a measure of reliability", 8.0 on as a
+                                            probability (0-1)
+``reliabilityVersion``          11.1 on     kept; not used to discard scores (no filler
+                                            convention is documented, and null in the
+                                            simulated and real alerts seen)
+``snr``                         all         nullable from 6.0; computed as
+                                            ``psfFlux / psfFluxErr`` only when the schema
+                                            has no ``snr`` at all
+``prvDiaNondetectionLimits``    3.0-7.4     ``upper_limit`` history rows (``diaNoise``)
+``timeWithdrawnMjdTai``         9.0 on      kept as given: set when Rubin withdrew the record
+``diaObjectId``, ``ssObjectId``  all         kept as given. The schema documents NULL for
+                                            "not associated"; the real 10.0 alerts carry 0
+                                            (solar-system sources: ``diaObjectId`` 0;
+                                            others: ``ssObjectId`` 0). Not changed, as ids
+                                            key the history and object tables
+``psfNdata``, ``bboxSize``, ...  11.0 on     became non-null ints; kept as given
+==============================  ==========  ==================================================
 """
 
 from __future__ import annotations
@@ -14,7 +56,7 @@ import pyarrow.compute as pc
 
 from .._duck import quote
 from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
-from .common import flux_to_mag
+from .common import flux_to_mag, pick_score
 
 #: Field names of schemas before 5.0 (and ELAsTiCC) -> current names.
 LEGACY_NAMES = {
@@ -30,8 +72,10 @@ LEGACY_NAMES = {
     "pmDeclErr": "pmDecErr",
 }
 
-#: Columns every read keeps, whatever ``columns=`` asks for.
-CORE = ("diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr")
+#: Columns every read keeps, whatever ``columns=`` asks for (the mapped columns a
+#: projection must not turn into NaN or into recomputed values).
+CORE = ("diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr",
+        "snr", "reliability", "reliabilitySource")
 
 #: Fields a record cannot be read without.
 REQUIRED = ("diaSourceId", "ra", "dec", "midpointMjdTai")
@@ -170,6 +214,10 @@ def to_frames(table: pa.Table, version: str | None):
         sources["snr"] = sources["psfFlux"] / sources["psfFluxErr"]
     if "reliability" not in sources:
         sources["reliability"] = np.nan
+    score, source = pick_score(("reliability", sources["reliability"]))
+    if not np.array_equal(np.isnan(score), sources["reliability"].isna().to_numpy()):
+        sources["reliability"] = score  # infinities are no score either
+    sources["reliabilitySource"] = source
     _add_mags(sources)
 
     objects = _frame(_strip(table, "o:"))
@@ -214,6 +262,9 @@ def to_frames(table: pa.Table, version: str | None):
         history = _set(history, "diaObjectId", ids.take(history.column("_alert")))
     if "band" in history.column_names:
         history = _set(history, "band", pc.utf8_lower(history.column("band")))
+    rel = (history.column("reliability").to_numpy() if "reliability" in history.column_names
+           else np.full(history.num_rows, np.nan))
+    history = _set(history, "reliabilitySource", pa.array(pick_score(("reliability", rel))[1], pa.string()))
     if "psfFlux" in history.column_names:
         flux = history.column("psfFlux").to_numpy().astype(float)
         if "psfFluxErr" in history.column_names:

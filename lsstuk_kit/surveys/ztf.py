@@ -1,4 +1,4 @@
-"""ZTF alerts (schema 3.3 and 4.x) mapped onto the Rubin column names.
+"""ZTF alerts (schema 3.x and 4.x) mapped onto the Rubin column names.
 
 =====================  =================================================
 Rubin column           from ZTF
@@ -13,13 +13,72 @@ Rubin column           from ZTF
 ``psfFluxErr``         ``|psfFlux| * sigmapsf * ln(10) / 2.5``
 ``mag``, ``magErr``    ``magpsf``, ``sigmapsf``
 ``snr``                ``|psfFlux| / psfFluxErr``
-``reliability``        ``drb`` where present, else ``rb``
+``reliability``        ``drb`` where it was computed (schema 3.3 on, with a
+                       non-empty ``drbversion``), else ``rb``, else NaN
+``reliabilitySource``  ``"drb"``, ``"rb"`` or ``None``: which score
+                       ``reliability`` holds, row by row
 =====================  =================================================
 
 History: ``prv_candidates`` with a ``candid`` are detections; those without are
 upper limits (``limitingMag`` = ``diffmaglim``, ``psfFluxErr`` = the limit's flux
 / 5). ``fp_hists`` (schema 4.x forced photometry) become ``forced`` rows, with
-``forcediffimflux`` scaled from its zero point ``magzpsci`` to nJy.
+``forcediffimflux`` scaled from its zero point ``magzpsci`` to nJy. Previous
+detections carry no ``drb`` in any schema: their ``reliability`` is ``rb``.
+
+Values that are not measurements
+--------------------------------
+Some fields only mean something from a schema version on, and some carry a
+documented "none" value. An archive that re-serves old alerts in a newer layout
+fills the fields the old alert never had (real ZTF alerts of schemas 3.0-3.2
+come back with ``drb = 0.0`` and an empty ``drbversion``), so these are decided
+per row, from the alert's own ``schemavsn``, and read as missing (NaN/None) in
+``sources`` and ``history``. The raw ZTF columns keep their names. Schema
+history from ZwickyTransientFacility/ztf-avro-alert (2.0 to 4.02).
+
+========================================  ===========  =============================================
+field                                     meaningful   read as missing (NaN/None)
+========================================  ===========  =============================================
+``drb``                                   3.3 on       rows of older schemas; rows whose
+                                                       ``drbversion`` is empty or null (the model
+                                                       did not run). ``reliability`` then falls
+                                                       back to ``rb`` (``reliabilitySource``
+                                                       says which)
+``drbversion``                            3.3 on       rows of older schemas
+``exptime``                               3.1 on       rows of older schemas
+``dsnrms``, ``ssnrms``, ``dsdiff``,       3.0 on       rows of older schemas
+``magzpsci``, ``magzpsciunc``,
+``magzpscirms``, ``nmatches``,
+``clrcoeff``, ``clrcounc``, ``zpclrcov``,
+``zpmed``, ``clrmed``, ``clrrms``,
+``neargaia``, ``neargaiabright``,
+``maggaia``, ``maggaiabright``
+prv_candidates' ``magzpsci``,             3.2 on       rows of older schemas
+``magzpsciunc``, ``magzpscirms``,
+``clrcoeff``, ``clrcounc``
+``ssdistnr``, ``ssmagnr``                 all          ``-999`` ("set to -999.0 if none", ZTF docs)
+``ssnamenr``                              all          the string ``'null'`` ("'null' if none")
+PS1 matches ``objectidps1..3``,           all          ``-999`` (documented "if exists within 30
+``sgmag1..3``, ``srmag1..3``,                          arcsec"; the real alerts carry -999 when
+``simag1..3``, ``szmag1..3``,                          none exists)
+``sgscore1..3``, ``distpsnr1..3``
+Gaia matches ``neargaia``,                3.0 on       ``-999`` ("if exists within 90 arcsec")
+``neargaiabright``, ``maggaia``,
+``maggaiabright``
+reference-image match ``distnr``,         all          ``-999`` (same "within 30 arcsec" wording;
+``magnr``, ``sigmagnr``, ``chinr``,                    not seen in the real files)
+``sharpnr``
+``fp_hists.forcediffimflux``,             4.01 on      ``<= -99999`` (the forced-photometry
+``forcediffimfluxunc``                                 "not computed" value): ``psfFlux`` NaN
+``rb``                                    all          only null (``rbversion`` is set in every
+                                                       real alert seen: ``t17_f5_c3``)
+``nmtchps``, ``ndethist``, ``ncovhist``   all (2.0)    nothing: counts, 0 is a real value
+``tooflag``                               3.0 on       nothing (its schema default changed from
+                                                       0 to null in 4.02; defaults only apply
+                                                       when resolving schemas, not to the data)
+========================================  ===========  =============================================
+
+Alerts whose ``schemavsn`` cannot be read are not version-gated; the
+``drbversion`` and sentinel rules still apply.
 """
 
 from __future__ import annotations
@@ -31,7 +90,7 @@ import pyarrow.compute as pc
 
 from .._duck import quote
 from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
-from .common import AB_ZEROPOINT_NJY, mag_to_flux
+from .common import AB_ZEROPOINT_NJY, mag_to_flux, pick_score
 from .lsst import quote_str
 
 FID_TO_BAND = {1: "g", 2: "r", 3: "i"}
@@ -40,6 +99,25 @@ REQUIRED = ("diaSourceId", "ra", "dec", "midpointMjdTai")
 JD_TO_MJD = 2400000.5
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
 _HISTORY = ("prv_candidates", "fp_hists")
+
+_V30 = ("dsnrms", "ssnrms", "dsdiff", "magzpsci", "magzpsciunc", "magzpscirms", "nmatches", "clrcoeff",
+        "clrcounc", "zpclrcov", "zpmed", "clrmed", "clrrms", "neargaia", "neargaiabright", "maggaia",
+        "maggaiabright")
+#: First ZTF schema version in which each ``candidate`` field exists (ztf-avro-alert history).
+CANDIDATE_SINCE = {**dict.fromkeys(_V30, (3, 0)), "exptime": (3, 1), "drb": (3, 3), "drbversion": (3, 3)}
+#: First ZTF schema version in which each ``prv_candidate`` field exists.
+PRV_CANDIDATE_SINCE = dict.fromkeys(("magzpsci", "magzpsciunc", "magzpscirms", "clrcoeff", "clrcounc"), (3, 2))
+#: Fields whose value -999 means "none" (no match within the search radius).
+NONE_IF_MINUS_999 = (
+    "ssdistnr", "ssmagnr", "distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
+    *(f"{p}{k}" for k in (1, 2, 3)
+      for p in ("objectidps", "sgmag", "srmag", "simag", "szmag", "sgscore", "distpsnr")),
+    "neargaia", "neargaiabright", "maggaia", "maggaiabright",
+)
+#: String fields with a documented "none" value.
+NONE_IF_STRING = {"ssnamenr": "null"}
+#: Scores that count only where their model version is given.
+SCORE_VERSION = {"drb": "drbversion"}
 
 
 def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
@@ -81,8 +159,61 @@ def _signed_flux(magpsf, sigmapsf, isdiffpos):
     return np.where(neg, -flux, flux), err
 
 
+def schema_code(versions) -> np.ndarray:
+    """ZTF ``schemavsn`` strings as comparable numbers (``"3.3"`` -> 3003, ``"4.02"`` -> 4002).
+
+    Unreadable versions give NaN (which no version comparison holds for).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys.ztf import schema_code
+    >>> schema_code(["3.3", "4.02", "3.10", None, "x"]).tolist()
+    [3003.0, 4002.0, 3010.0, nan, nan]
+    """
+    parts = pd.Series(versions, dtype=object).astype(str).str.strip().str.extract(r"^(\d+)\.(\d+)$")
+    return (pd.to_numeric(parts[0], errors="coerce") * 1000 + pd.to_numeric(parts[1], errors="coerce")).to_numpy(float)
+
+
+def _blank(s: pd.Series, where) -> pd.Series:
+    """``s`` with the rows of ``where`` set to missing (integers stay exact: nullable Int64)."""
+    where = np.asarray(where, bool)
+    if not where.any():
+        return s
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return s.astype("Int64").mask(where)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("boolean").mask(where)
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        return s.where(~where, None)
+    return s.mask(where)
+
+
+def _clean(df: pd.DataFrame, code: np.ndarray, since: dict) -> pd.DataFrame:
+    """Turn fields that are not measurements into missing values (see the module table).
+
+    ``code`` is each row's :func:`schema_code`; ``since`` maps field -> (major, minor).
+    """
+    df = df.copy()
+    for name, (major, minor) in since.items():
+        if name in df:
+            with np.errstate(invalid="ignore"):
+                df[name] = _blank(df[name], code < major * 1000 + minor)
+    for name in NONE_IF_MINUS_999:
+        if name in df and pd.api.types.is_numeric_dtype(df[name].dtype):
+            df[name] = _blank(df[name], df[name].to_numpy(dtype=float, na_value=np.nan) == -999)
+    for name, none in NONE_IF_STRING.items():
+        if name in df:
+            df[name] = _blank(df[name], df[name].astype(object).eq(none).to_numpy(bool))
+    for score, version in SCORE_VERSION.items():
+        if score in df and version in df:
+            v = df[version]
+            empty = v.isna().to_numpy() | (v.astype(str).str.strip() == "").to_numpy()
+            df[score] = _blank(df[score], empty)
+    return df
+
+
 def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
-    """Add Rubin-named columns to a frame of ZTF candidate fields."""
+    """Add Rubin-named columns to a frame of ZTF candidate fields (cleaned by :func:`_clean`)."""
     out = pd.DataFrame(index=df.index)
     out["diaSourceId"] = df["candid"]
     out["ra"] = df["ra"]
@@ -96,8 +227,9 @@ def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
     out["magErr"] = df["sigmapsf"].astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["snr"] = np.abs(flux) / err
-    drb = df["drb"] if "drb" in df else pd.Series(np.nan, index=df.index)
-    out["reliability"] = drb.astype(float).fillna(df["rb"].astype(float) if "rb" in df else np.nan)
+    none = pd.Series(np.nan, index=df.index)
+    out["reliability"], out["reliabilitySource"] = pick_score(("drb", df["drb"] if "drb" in df else none),
+                                                              ("rb", df["rb"] if "rb" in df else none))
     rest = df.drop(columns=[c for c in ("candid", "ra", "dec") if c in df])
     return pd.concat([out, rest], axis=1)
 
@@ -105,7 +237,9 @@ def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
 def to_frames(table: pa.Table, version: str | None):
     """Turn one decoded ZTF part into (sources, history, objects, cutouts)."""
     n = table.num_rows
-    cand = arrow_to_pandas(pa.table(_strip(table, "s:")))
+    code = (schema_code(table.column("a:schemavsn").to_pylist()) if "a:schemavsn" in table.column_names
+            else np.full(n, np.nan))
+    cand = _clean(arrow_to_pandas(pa.table(_strip(table, "s:"))), code, CANDIDATE_SINCE)
     sources = _map_detections(cand)
     extra = _strip(table, "a:")
     extra = {("diaObjectId" if k == "objectId" else k): v for k, v in extra.items() if k != "candid"}
@@ -118,7 +252,7 @@ def to_frames(table: pa.Table, version: str | None):
 
     parts = []
     trig_cols = ["diaSourceId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr",
-                 "mag", "magErr", "snr", "reliability"]
+                 "mag", "magErr", "snr", "reliability", "reliabilitySource"]
     trig = sources[trig_cols].copy()
     trig["kind"] = "detection"
     trig["_alert"] = np.arange(n)
@@ -130,6 +264,7 @@ def to_frames(table: pa.Table, version: str | None):
             prv = arrow_to_pandas(pa.table(dict(zip([f.name for f in flat.type], flat.flatten()))))
             parent = pc.list_parent_indices(arr).to_numpy()
             det = prv["candid"].notna().to_numpy() & prv["magpsf"].notna().to_numpy()
+            prv = _clean(prv, code[parent], PRV_CANDIDATE_SINCE)
             d = _map_detections(prv[det].reset_index(drop=True))
             d = d[[c for c in trig_cols if c in d] + [c for c in ("diffmaglim",) if c in d]]
             d["kind"] = "detection"
