@@ -302,6 +302,15 @@ class AlertBatch:
             ``science``, ``template``, ``difference`` (2-D arrays, ``None`` where
             missing), ``variance`` and ``psf`` where present, and ``wcs``.
 
+        Raises
+        ------
+        AlertFormatError
+            If a cutout's bytes do not decode as FITS (naming the file, record and
+            cutout field), or, for a batch read with ``cutouts=False``, if the source
+            file changed since it was read (it is read again for the bytes).
+        KeyError
+            If the alert is not in the batch.
+
         Examples
         --------
         >>> from lsstuk_kit import load_sample
@@ -310,7 +319,25 @@ class AlertBatch:
         >>> c.science.shape, c.wcs is not None
         ((30, 30), True)
         """
-        return Cutouts.from_bytes(**self._cutout_bytes(diaSourceId))
+        raw = self._cutout_bytes(diaSourceId)
+        try:
+            return Cutouts.from_bytes(**raw)
+        except Exception as exc:  # noqa: BLE001 - whatever the FITS reader raises, the bytes are at fault
+            from .cutouts import decode_stamp
+            from .errors import AlertFormatError
+
+            bad = None
+            for name, data in raw.items():
+                try:
+                    decode_stamp(data)
+                except Exception:  # noqa: BLE001
+                    bad = name
+                    break
+            store, p = self._store, self._position(diaSourceId)
+            field = {"science": "cutoutScience", "template": "cutoutTemplate",
+                     "difference": "cutoutDifference"}.get(bad, bad)
+            raise AlertFormatError(f"cutout of alert {diaSourceId} does not decode ({type(exc).__name__}: {exc})",
+                                   store.refs[store.ref_ids[p]].label, int(store.rec_ids[p]), field) from None
 
     def __iter__(self):
         """Iterate over the raw alert dicts, in batch order (read back from the source)."""

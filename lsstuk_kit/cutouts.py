@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,10 @@ class Stamp:
     psf: np.ndarray | None = None
     header: object = None
     wcs: object = None
+
+
+#: a cutout (30x30 Rubin, 63x63 ZTF, a few HDUs) is tens of KB; a gzip one expanding past this is refused
+_MAX_STAMP_BYTES = 64 * 2**20
 
 
 def decode_stamp(data: bytes | None) -> Stamp | None:
@@ -54,7 +59,13 @@ def decode_stamp(data: bytes | None) -> Stamp | None:
 
     raw = bytes(data)
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = d.decompress(raw, _MAX_STAMP_BYTES + 1)
+        except zlib.error as exc:
+            raise ValueError(f"cutout is not readable gzip ({exc})") from None
+        if len(raw) > _MAX_STAMP_BYTES:
+            raise ValueError(f"gzip-compressed cutout expands past {_MAX_STAMP_BYTES:,} bytes; refused")
     if raw[:6] != b"SIMPLE":
         raise ValueError(f"cutout is not FITS (starts with {raw[:8]!r})")
     with warnings.catch_warnings():

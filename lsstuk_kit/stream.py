@@ -8,8 +8,28 @@
   committed only when the consumer asks for the next chunk, i.e. after the
   previous one was handed over: if the consumer dies, the uncommitted chunk is
   delivered again (at least once; duplicates at most one chunk).
-- :func:`read_kafka` reads one chunk; :func:`publish_digest` sends filtered
-  alerts to a digest topic.
+- :func:`read_kafka` reads everything available into one AlertBatch, and
+  commits only once that batch is decoded; :func:`publish_digest` sends
+  filtered alerts to a digest topic.
+
+Bad messages and failures
+-------------------------
+A message that does not decode (a "poison" message) is never skipped silently.
+With ``errors="raise"`` (the default) the stream stops at it with an
+:class:`~lsstuk_kit.AlertFormatError` naming its topic, partition and offset;
+the offsets of the messages before it are committed, none after it, so a
+restart stops at the same message again. ``errors="skip"`` is the way past
+it: the good alerts are handed over, the bad message becomes a row of
+``batch.errors`` (file label ``kafka:<topic>/<partition>/<offset>``) and a
+:class:`DeadLetter` in ``batch.dead_letters`` holding its raw bytes, and is
+optionally produced to a ``dead_letter_topic`` with headers naming its source.
+
+A broker that cannot be reached, or fails a fetch, a commit or a produce, is
+retried ``retries`` times with a doubling ``backoff`` and then raises
+:class:`BrokerUnavailableError` (a :class:`ConnectionError`) naming the
+bootstrap servers, never a raw ``confluent_kafka.KafkaException``. A chunk
+whose commit failed was handed over but not committed: it is delivered again
+when the group restarts (at least once, duplicates at most one chunk).
 
 Connection settings (SASL/SSL for Lasair- or Fink-style brokers) come from
 environment variables ``LSSTUK_KAFKA_<KEY>`` (``LSSTUK_KAFKA_SASL_USERNAME`` ->
@@ -24,13 +44,83 @@ from __future__ import annotations
 import io
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["kafka_config", "redacted", "encode_messages", "write_kafka", "stream_alerts", "read_kafka",
-           "publish_digest", "LocalBroker"]
+           "publish_digest", "LocalBroker", "BrokerUnavailableError", "DeadLetter"]
 
 _ENV_PREFIX = "LSSTUK_KAFKA_"
 _SECRET_WORDS = ("password", "secret", "key", "token")
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The Kafka broker could not be reached, or failed a fetch, commit or produce, after the retries.
+
+    Raised by :func:`stream_alerts`, :func:`read_kafka` and :func:`write_kafka`
+    instead of a raw ``confluent_kafka.KafkaException``. The message names the
+    bootstrap servers, what was being done and the broker's last error.
+
+    Attributes
+    ----------
+    servers : str
+        The bootstrap servers (``host:port[,host:port]``).
+    operation : str
+        ``"connect"``, ``"fetch"``, ``"commit"`` or ``"produce"``.
+    kafka_error : confluent_kafka.KafkaError or None
+        The last error reported by the client library.
+    """
+
+    def __init__(self, message, *, servers=None, operation=None, kafka_error=None):
+        super().__init__(message)
+        self.servers = servers
+        self.operation = operation
+        self.kafka_error = kafka_error
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that could not be decoded, kept with its raw bytes and where it came from.
+
+    Found in ``batch.dead_letters`` of the batches returned by
+    :func:`stream_alerts` and :func:`read_kafka` with ``errors="skip"``.
+
+    Attributes
+    ----------
+    topic : str
+    partition : int
+    offset : int
+    key : bytes or None
+    value : bytes
+        The message exactly as it was on the topic.
+    timestamp : int or None
+        The message's timestamp (Unix ms), when it has one.
+    reason : str
+        Why it could not be read (as in ``batch.errors``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.stream import DeadLetter
+    >>> letter = DeadLetter("alerts", 0, 57, None, b"\\x00junk", None, "not an alert")
+    >>> letter.label
+    'kafka:alerts/0/57'
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: int | None
+    reason: str
+
+    def __repr__(self):
+        return f"DeadLetter({self.label}, {len(self.value)} bytes: {self.reason})"
+
+    @property
+    def label(self) -> str:
+        """``kafka:<topic>/<partition>/<offset>``, the file label of its rows in ``batch.errors``."""
+        return f"kafka:{self.topic}/{self.partition}/{self.offset}"
 
 
 def _kafka():
@@ -140,8 +230,9 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
 
     Raises
     ------
-    ConnectionError
-        If messages are not delivered within ``timeout`` (broker unreachable).
+    BrokerUnavailableError
+        A :class:`ConnectionError`: messages not delivered within ``timeout``
+        (broker unreachable); the client library retries within that time.
     """
     ck = _kafka()
     cfg = kafka_config(bootstrap_servers, config, **settings)
@@ -169,8 +260,9 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
         producer.poll(0)
     left = producer.flush(timeout)
     if left or errors:
-        raise ConnectionError(f"Kafka at {cfg['bootstrap.servers']}: {left} of {sent} messages undelivered "
-                              f"after {timeout:.0f} s" + (f"; first error: {errors[0]}" if errors else ""))
+        raise BrokerUnavailableError(
+            f"Kafka at {cfg['bootstrap.servers']}: {left} of {sent} messages undelivered after {timeout:.0f} s"
+            + (f"; first error: {errors[0]}" if errors else ""), servers=cfg["bootstrap.servers"], operation="produce")
     return delivered[0]
 
 
@@ -210,8 +302,297 @@ def _start_offsets(consumer, topic, start, timeout):
     return [ck.TopicPartition(topic, p.partition, committed.get(p.partition, fresh[p.partition])) for p in parts]
 
 
+def _describe(exc):
+    """The KafkaError inside a KafkaException (or None) and a one-line text for messages."""
+    err = exc.args[0] if getattr(exc, "args", None) else None
+    if hasattr(err, "str"):
+        return err, err.str()
+    return None, str(exc)
+
+
+class _Consumer:
+    """One assigned consumer of a topic: raw message chunks, commits with retries, dead letters.
+
+    Nothing is committed here unless :meth:`commit` is called: the callers
+    commit what they have handed over.
+    """
+
+    def __init__(self, topic, bootstrap_servers, *, group_id, start, chunk_size, chunk_seconds, idle_timeout,
+                 max_messages, timeout, retries, backoff, config, settings):
+        ck = self.ck = _kafka()
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be at least 1, not {chunk_size!r}")
+        if int(retries) < 0 or float(backoff) < 0:
+            raise ValueError(f"retries and backoff must be >= 0, not {retries!r} and {backoff!r}")
+        self.topic, self.group_id = topic, group_id
+        self.chunk_size, self.chunk_seconds = int(chunk_size), float(chunk_seconds)
+        self.idle_timeout, self.max_messages, self.timeout = idle_timeout, max_messages, float(timeout)
+        self.retries, self.backoff = int(retries), float(backoff)
+        self.client_cfg = kafka_config(bootstrap_servers, config, **settings)
+        self.servers = self.client_cfg["bootstrap.servers"]
+        cfg = dict(self.client_cfg)
+        cfg.update({"group.id": group_id, "enable.auto.commit": False,
+                    "auto.offset.reset": "latest" if start == "latest" else "earliest"})
+        # a commit waits up to session.timeout.ms for the group coordinator when the broker is gone
+        cfg.setdefault("session.timeout.ms", 6000)
+        cfg.setdefault("heartbeat.interval.ms", 1000)
+        cfg.setdefault("reconnect.backoff.max.ms", 1000)  # come back quickly after a broker restart
+        try:
+            self.consumer = ck.Consumer(cfg)
+        except ck.KafkaException as exc:
+            raise ValueError(f"invalid Kafka client setting: {_describe(exc)[1]}") from None
+        self._producer = None
+        try:
+            self.assigned = _start_offsets(self.consumer, topic, start, self.timeout)
+        except ck.KafkaException as exc:
+            err, text = _describe(exc)
+            self.close()
+            raise BrokerUnavailableError(
+                f"Kafka broker at {self.servers} unreachable within {self.timeout:.0f} s ({text})",
+                servers=self.servers, operation="connect", kafka_error=err) from None
+        except BaseException:
+            self.close()
+            raise
+        self.consumer.assign(self.assigned)
+
+    # -- retries
+    def _wait(self, attempt):
+        time.sleep(self.backoff * 2 ** attempt)
+
+    def _give_up(self, operation, what, err, text, consequence=""):
+        return BrokerUnavailableError(
+            f"Kafka broker at {self.servers}: {what} failed after {self.retries} "
+            f"retr{'y' if self.retries == 1 else 'ies'} ({text}){consequence}",
+            servers=self.servers, operation=operation, kafka_error=err)
+
+    # -- reading
+    def _transient(self, err):
+        ck = self.ck
+        return err.retriable() or err.code() in (
+            ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._TIMED_OUT,
+            ck.KafkaError._WAIT_COORD, ck.KafkaError._RESOLVE, ck.KafkaError.LEADER_NOT_AVAILABLE,
+            ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.REQUEST_TIMED_OUT,
+            ck.KafkaError.NETWORK_EXCEPTION, ck.KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+    def _health(self):
+        """Whether the broker is there and anything is left to read.
+
+        Returns ``(state, text)``: state ``"caught-up"``, ``"behind"`` or ``"down"``.
+        """
+        ck = self.ck
+        try:
+            self.consumer.list_topics(self.topic, timeout=self.timeout)
+            positions = {p.partition: p.offset for p in self.consumer.position(self.assigned)}
+            for tp in self.assigned:
+                low, high = self.consumer.get_watermark_offsets(ck.TopicPartition(self.topic, tp.partition),
+                                                                timeout=self.timeout, cached=False)
+                pos = positions.get(tp.partition, ck.OFFSET_INVALID)
+                if pos < 0:  # nothing consumed from it yet: where it was told to start
+                    pos = tp.offset if tp.offset >= 0 else (low if tp.offset == ck.OFFSET_BEGINNING else high)
+                if pos < high:
+                    return "behind", f"offset {pos} of partition {tp.partition} not reached, {high} on the broker"
+        except ck.KafkaException as exc:
+            return "down", _describe(exc)[1]
+        return "caught-up", ""
+
+    def chunks(self):
+        """Lists of messages (``confluent_kafka.Message``), at most ``chunk_size`` each.
+
+        After ``idle_timeout`` (or ``timeout``) s without a message the broker is
+        checked: the stream ends if everything on it was read; if it is
+        unreachable, or holds messages that do not arrive, it is checked again
+        after ``backoff``, ``2 * backoff``, ... s (consuming meanwhile), and
+        after ``retries`` such checks :class:`BrokerUnavailableError` is raised.
+        """
+        ck = self.ck
+        total, failures = 0, 0
+        quiet = self.idle_timeout if self.idle_timeout is not None else self.timeout
+        last_msg = time.monotonic()
+        next_check = last_msg + quiet
+        while True:
+            messages, t0, ended = [], time.monotonic(), False
+            while len(messages) < self.chunk_size and time.monotonic() - t0 < self.chunk_seconds:
+                want = self.chunk_size - len(messages)
+                if self.max_messages is not None:
+                    want = min(want, self.max_messages - total - len(messages))
+                    if want <= 0:
+                        break
+                try:
+                    got = self.consumer.consume(num_messages=want, timeout=0.5)
+                except ck.KafkaException as exc:  # fatal client errors only
+                    err, text = _describe(exc)
+                    raise BrokerUnavailableError(f"Kafka broker at {self.servers}: fetch failed ({text})",
+                                                 servers=self.servers, operation="fetch", kafka_error=err) from None
+                n_before = len(messages)
+                for m in got:
+                    err = m.error()
+                    if err is None:
+                        messages.append(m)
+                    elif err.code() != ck.KafkaError._PARTITION_EOF and (err.fatal() or not self._transient(err)):
+                        raise BrokerUnavailableError(
+                            f"Kafka broker at {self.servers}: fetching {self.topic!r} failed ({err.str()})",
+                            servers=self.servers, operation="fetch", kafka_error=err)
+                now = time.monotonic()
+                if len(messages) > n_before:
+                    last_msg, failures, next_check = now, 0, now + quiet
+                elif now >= next_check:
+                    # quiet for a while: the end of the stream, or a broker that went away?
+                    state, text = self._health()
+                    if state == "caught-up":
+                        failures = 0
+                        if self.idle_timeout is not None:
+                            ended = True
+                            break
+                        next_check = time.monotonic() + quiet
+                    elif failures >= self.retries:
+                        raise self._give_up(
+                            "fetch", f"waiting for messages from {self.topic!r} "
+                            f"({time.monotonic() - last_msg:.0f} s without any)",
+                            None, text if state == "down" else f"broker reachable but {text}",
+                            "; nothing after the last chunk handed over was committed")
+                    else:
+                        next_check = time.monotonic() + self.backoff * 2 ** failures
+                        failures += 1
+            if messages:
+                yield messages
+                total += len(messages)
+            if ended or (self.max_messages is not None and total >= self.max_messages):
+                return
+
+    # -- committing
+    def commit(self, messages):
+        """Commit the offsets after ``messages`` (all handed over), retrying with backoff."""
+        ck = self.ck
+        last = {}
+        for m in messages:
+            key = (m.topic(), m.partition())
+            last[key] = max(last.get(key, -1), m.offset())
+        if not last:
+            return
+        offsets = [ck.TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+        for attempt in range(self.retries + 1):
+            try:
+                done = self.consumer.commit(offsets=offsets, asynchronous=False) or []
+                bad = [tp.error for tp in done if tp.error is not None]
+                if not bad:
+                    return
+                err, text = bad[0], bad[0].str()
+            except ck.KafkaException as exc:
+                err, text = _describe(exc)
+            if attempt < self.retries:
+                self._wait(attempt)
+        where = ", ".join(f"{t}/{p} up to offset {o}" for (t, p), o in sorted(last.items()))
+        raise self._give_up(
+            "commit", f"committing the {len(messages)} messages handed over ({where}) for group {self.group_id!r}",
+            err, text, "; they were handed over but their offsets are not committed: a restart of the group "
+            "delivers them again (at least once)")
+
+    # -- dead letters
+    def send_dead_letters(self, letters, topic):
+        """Produce the raw bytes of ``letters`` to ``topic``, with headers naming their source."""
+        ck = self.ck
+        if self._producer is None:
+            cfg = dict(self.client_cfg)
+            cfg.setdefault("linger.ms", 5)
+            cfg.setdefault("message.timeout.ms", int(self.timeout * 1000 * (self.retries + 1)))
+            self._producer = ck.Producer(cfg)
+        failed = []
+        for d in letters:
+            headers = [("lsstuk.source.topic", d.topic.encode()),
+                       ("lsstuk.source.partition", str(d.partition).encode()),
+                       ("lsstuk.source.offset", str(d.offset).encode()),
+                       ("lsstuk.error", d.reason.encode()[:1000])]
+            try:
+                self._producer.produce(topic, value=d.value, key=d.key, headers=headers,
+                                       on_delivery=lambda err, msg: failed.append(err) if err is not None else None)
+            except (BufferError, ck.KafkaException) as exc:
+                failed.append(_describe(exc)[0] or ck.KafkaError(ck.KafkaError._FAIL, str(exc)))
+        left = self._producer.flush(self.timeout * (self.retries + 1))
+        if left or failed:
+            raise BrokerUnavailableError(
+                f"Kafka broker at {self.servers}: {left or len(failed)} of {len(letters)} dead letters not delivered "
+                f"to {topic!r}" + (f" ({failed[0].str()})" if failed else "") + "; nothing after them was committed",
+                servers=self.servers, operation="produce", kafka_error=failed[0] if failed else None)
+
+    def close(self):
+        self.consumer.close()
+
+
+def _record_index(record, n):
+    """A message index from an error row's record (int, numpy or float), or None."""
+    try:
+        i = int(record)
+    except (TypeError, ValueError):
+        return None
+    return i if 0 <= i < n and i == record else None
+
+
+def _decode(messages):
+    """Decode a chunk: the AlertBatch of the good alerts and the bad messages as DeadLetters.
+
+    The batch's error rows are relabelled ``kafka:<topic>/<partition>/<offset>``
+    and it carries ``dead_letters``; also returns the dead letters and the
+    error rows by message index in ``messages``. A message repeating an alert
+    of the same chunk (same ``diaSourceId``) is listed in the errors but is not
+    a dead letter: it decodes, and its alert was handed over.
+    """
+    from .errors import SkippedRecord
+    from .io import read_alerts
+
+    values = [m.value() for m in messages]
+    batch = read_alerts(values, errors="skip")
+    rows, unplaced = {}, []
+    for e in batch._store.errors:
+        i = _record_index(e.record, len(messages))
+        if i is None:
+            unplaced.append(e)
+        else:
+            rows.setdefault(i, []).append(e)
+    if unplaced:  # an error not tied to one message: decode the missing ones one by one
+        delivered = {int(r) for r in batch._store.rec_ids}
+        found = False
+        for i, v in enumerate(values):
+            if i not in rows and i not in delivered:
+                errs = read_alerts([v], errors="skip")._store.errors
+                if errs:
+                    rows[i], found = list(errs), True
+        if found:
+            unplaced = []
+    present = {int(r) for r in batch._store.rec_ids}
+    letters, relabelled = {}, list(unplaced)
+    for i in sorted(rows):
+        m = messages[i]
+        ts_type, ts = m.timestamp()
+        d = DeadLetter(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(), value=m.value(),
+                       timestamp=ts if ts_type else None, reason=rows[i][0].reason)
+        relabelled.extend(SkippedRecord(file=d.label, record=None, field=e.field, reason=e.reason) for e in rows[i])
+        if i in present or (all(e.field == "diaSourceId" for e in rows[i])
+                            and not read_alerts([values[i]], errors="skip")._store.errors):
+            continue  # it decodes: a repeat of an alert of the chunk (listed), not a bad message
+        letters[i] = d
+    batch._store.errors[:] = relabelled
+    batch.dead_letters = [letters[i] for i in sorted(letters)]
+    return batch, letters, rows
+
+
+def _format_error(letter, row):
+    """The AlertFormatError for a bad message, naming its topic, partition and offset."""
+    from .errors import AlertFormatError
+
+    exc = AlertFormatError(f"{row.reason} (nothing from this offset on was committed: a restart stops here "
+                           "again; errors='skip' reports it and reads on)", letter.label, None, row.field)
+    exc.topic, exc.partition, exc.offset, exc.dead_letter = letter.topic, letter.partition, letter.offset, letter
+    return exc
+
+
+def _check_errors(errors):
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+
+
 def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start="earliest", chunk_size=500,
-                  chunk_seconds=5.0, idle_timeout=10.0, max_alerts=None, timeout=10.0, config=None, **settings):
+                  chunk_seconds=5.0, idle_timeout=10.0, max_alerts=None, timeout=10.0, errors="raise", retries=3,
+                  backoff=1.0, dead_letter_topic=None, config=None, **settings):
     """Consume AlertBatch chunks from ``topic`` in a consumer group (at least once).
 
     Parameters
@@ -224,91 +605,159 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
     start : {"earliest", "latest"}, datetime, float MJD or int Unix ms
         Where a group with no committed offsets starts.
     chunk_size, chunk_seconds : int, float
-        A chunk is handed over when it holds ``chunk_size`` alerts or ``chunk_seconds`` passed.
+        A chunk is handed over when it holds ``chunk_size`` messages or ``chunk_seconds`` passed.
     idle_timeout : float
-        Stop after this many seconds without a message (``None``: never).
+        Stop after this many seconds without a message, once the broker
+        confirms there is nothing left to read (``None``: never stop).
     max_alerts : int, optional
-        Stop after this many alerts.
+        Stop after this many messages (bad ones included).
     timeout : float
-        Seconds to reach the broker before raising ``ConnectionError``.
+        Seconds to reach the broker (at the start, and for each check later).
+    errors : {"raise", "skip"}
+        What to do with a message that does not decode. ``"raise"``: hand over
+        the good alerts before it, commit them, then raise
+        :class:`~lsstuk_kit.AlertFormatError` naming its topic, partition and
+        offset; nothing from it on is committed, so a restart raises at the same
+        message again. ``"skip"`` is the way past it: it becomes a row of
+        ``batch.errors`` (file ``kafka:<topic>/<partition>/<offset>``) and a
+        :class:`DeadLetter` (its raw bytes) in ``batch.dead_letters``, and is
+        committed with its chunk. A chunk of bad messages only is handed over as
+        an empty batch with its errors.
+    retries : int
+        How many times a failed commit, or a broker gone quiet (unreachable, or
+        holding messages it does not deliver), is retried before
+        :class:`BrokerUnavailableError` is raised.
+    backoff : float
+        Seconds to wait before the first retry; the wait doubles at each one
+        (1, 2, 4 s by default). A commit attempt against a lost broker itself
+        waits up to ``session.timeout.ms`` (6 s by default) and a reachability
+        check up to ``timeout``.
+    dead_letter_topic : str, optional
+        With ``errors="skip"``, also produce each bad message's raw bytes (and
+        key) there, with headers ``lsstuk.source.topic``,
+        ``lsstuk.source.partition``, ``lsstuk.source.offset`` and
+        ``lsstuk.error``, before its chunk is handed over.
+    config : str or path, optional
+        A librdkafka properties file.
+    **settings
+        librdkafka settings, dots as underscores (``session_timeout_ms=2000``).
 
     Yields
     ------
     AlertBatch
-        The offsets of a chunk are committed when the next chunk is requested
-        (or the stream ends), i.e. after the caller has handled it.
+        One chunk, with ``dead_letters`` (a list of :class:`DeadLetter`, empty
+        when all decoded). Its offsets are committed when the next chunk is
+        requested (or the stream ends), i.e. after the caller has handled it.
+
+    Raises
+    ------
+    AlertFormatError
+        At a bad message, with ``errors="raise"``.
+    BrokerUnavailableError
+        When the broker is unreachable at the start (within ``timeout``), or a
+        fetch or commit still fails after ``retries``. If a commit failed, the
+        chunk handed over last is not committed: it is delivered again when the
+        group restarts (at least once; duplicates at most one chunk).
+    ValueError
+        If the topic does not exist.
+
+    Examples
+    --------
+    A consumer that gets past bad messages, keeps them, and rides through a
+    broker restart of up to about a minute (needs a broker, hence not run here)::
+
+        for chunk in stream_alerts("alerts", servers, group_id="me", errors="skip",
+                                   dead_letter_topic="alerts-dead", retries=5, backoff=2.0):
+            handle(chunk)                      # at least once: be idempotent
+            for letter in chunk.dead_letters:  # raw bytes of each bad message
+                print(letter.label, letter.reason)
     """
-    from .io import read_alerts
-
-    for messages in _consume(topic, bootstrap_servers, group_id=group_id, start=start, chunk_size=chunk_size,
-                             chunk_seconds=chunk_seconds, idle_timeout=idle_timeout, max_alerts=max_alerts,
-                             timeout=timeout, config=config, **settings):
-        yield read_alerts(messages)
-
-
-def _consume(topic, bootstrap_servers=None, *, group_id, start, chunk_size, chunk_seconds, idle_timeout,
-             max_alerts, timeout, config, **settings):
-    """Raw message chunks; each chunk's offsets are committed when the next one is requested."""
-    ck = _kafka()
-    cfg = kafka_config(bootstrap_servers, config, **settings)
-    cfg.update({"group.id": group_id, "enable.auto.commit": False,
-                "auto.offset.reset": "latest" if start == "latest" else "earliest"})
-    cfg.setdefault("session.timeout.ms", 6000)
-    cfg.setdefault("heartbeat.interval.ms", 1000)
-    consumer = ck.Consumer(cfg)
+    _check_errors(errors)
+    stream = _Consumer(topic, bootstrap_servers, group_id=group_id, start=start, chunk_size=chunk_size,
+                       chunk_seconds=chunk_seconds, idle_timeout=idle_timeout, max_messages=max_alerts,
+                       timeout=timeout, retries=retries, backoff=backoff, config=config, settings=settings)
     try:
-        try:
-            offsets = _start_offsets(consumer, topic, start, timeout)
-        except ck.KafkaException as exc:
-            raise ConnectionError(f"Kafka broker at {cfg['bootstrap.servers']} unreachable within {timeout:.0f} s "
-                                  f"({exc.args[0].str() if exc.args else exc})") from None
-        consumer.assign(offsets)
-        total = 0
-        last_msg = time.monotonic()
-        while True:
-            messages, t0 = [], time.monotonic()
-            last = {}
-            while len(messages) < chunk_size and time.monotonic() - t0 < chunk_seconds:
-                want = chunk_size - len(messages)
-                if max_alerts is not None:
-                    want = min(want, max_alerts - total - len(messages))
-                    if want <= 0:
-                        break
-                got = consumer.consume(num_messages=want, timeout=0.5)
-                for m in got:
-                    if m.error():
-                        if m.error().code() == ck.KafkaError._PARTITION_EOF:
-                            continue
-                        raise ConnectionError(f"Kafka error: {m.error().str()}")
-                    messages.append(m.value())
-                    last[(m.topic(), m.partition())] = m.offset()
-                if got:
-                    last_msg = time.monotonic()
-                elif idle_timeout is not None and time.monotonic() - last_msg > idle_timeout:
-                    break
-            if messages:
-                yield messages
-                # the caller has come back for more: the chunk was handed over
-                consumer.commit(offsets=[ck.TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
-                                asynchronous=False)
-                total += len(messages)
-            if (max_alerts is not None and total >= max_alerts) or not messages and (
-                    idle_timeout is not None and time.monotonic() - last_msg > idle_timeout):
-                return
+        for messages in stream.chunks():
+            batch, letters, rows = _decode(messages)
+            if letters and errors == "raise":
+                first = min(letters)
+                if first:
+                    good = messages[:first]
+                    head, _, _ = _decode(good)
+                    yield head
+                    stream.commit(good)
+                raise _format_error(letters[first], rows[first][0])
+            if letters and dead_letter_topic is not None:
+                stream.send_dead_letters(batch.dead_letters, dead_letter_topic)
+            yield batch
+            # the caller has come back for more: the chunk was handed over
+            stream.commit(messages)
     finally:
-        consumer.close()
+        stream.close()
 
 
-def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, **kwargs):
-    """Read alerts from a topic into one AlertBatch (all chunks until idle or ``max_alerts``)."""
+def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, errors="raise", dead_letter_topic=None, **kwargs):
+    """Read alerts from a topic into one AlertBatch (all chunks until idle or ``max_alerts``).
+
+    The group's offsets are committed only once every message read was decoded
+    (``errors="raise"``) or the bad ones are reported (``errors="skip"``: rows
+    of ``batch.errors`` labelled ``kafka:<topic>/<partition>/<offset>``, raw
+    bytes in ``batch.dead_letters``). If anything fails before that, nothing
+    is committed and the next call reads the same messages again.
+
+    Parameters
+    ----------
+    topic : str
+    bootstrap_servers : str, optional
+    max_alerts : int, optional
+        Stop after this many messages (bad ones included).
+    errors : {"raise", "skip"}
+        As in :func:`stream_alerts`; with ``"raise"`` nothing at all is
+        committed when a message is bad, so every call raises at it again.
+    dead_letter_topic : str, optional
+        As in :func:`stream_alerts`.
+    **kwargs
+        ``group_id``, ``start``, ``chunk_size``, ``chunk_seconds``,
+        ``idle_timeout``, ``timeout``, ``retries``, ``backoff``, ``config`` and
+        librdkafka settings, as in :func:`stream_alerts`.
+
+    Returns
+    -------
+    AlertBatch
+        With ``dead_letters``.
+
+    Raises
+    ------
+    AlertFormatError
+        At the first bad message, with ``errors="raise"`` (nothing committed).
+    BrokerUnavailableError
+        As in :func:`stream_alerts`; if the final commit fails, the batch is not
+        returned and the same messages are read again by the next call.
+    """
     from .batch import AlertBatch
-    from .io import read_alerts
 
+    _check_errors(errors)
     defaults = {"group_id": "lsstuk-kit", "start": "earliest", "chunk_size": 500, "chunk_seconds": 5.0,
-                "idle_timeout": 10.0, "timeout": 10.0, "config": None}
-    messages = [m for chunk in _consume(topic, bootstrap_servers, max_alerts=max_alerts, **{**defaults, **kwargs})
-                for m in chunk]
-    return read_alerts(messages) if messages else AlertBatch.empty()
+                "idle_timeout": 10.0, "timeout": 10.0, "retries": 3, "backoff": 1.0, "config": None}
+    opts = {**defaults, **kwargs}
+    known = {k: opts.pop(k) for k in defaults}
+    stream = _Consumer(topic, bootstrap_servers, max_messages=max_alerts, settings=opts, **known)
+    try:
+        messages = [m for chunk in stream.chunks() for m in chunk]
+        if not messages:
+            batch = AlertBatch.empty()
+            batch.dead_letters = []
+            return batch
+        batch, letters, rows = _decode(messages)
+        if letters and errors == "raise":
+            first = min(letters)
+            raise _format_error(letters[first], rows[first][0])
+        if letters and dead_letter_topic is not None:
+            stream.send_dead_letters(batch.dead_letters, dead_letter_topic)
+        stream.commit(messages)
+        return batch
+    finally:
+        stream.close()
 
 
 class LocalBroker:

@@ -568,3 +568,20 @@ def test_dask_engine_reports_unreadable_paths_too(tmp_path):
     errors = night.errors.compute()
     assert list(errors["file"]) == [str(tmp_path / "gone.avro")]
     assert len(night.sources.compute()) == sum(n_records(f) for f in SAMPLE[:2])
+
+
+def test_cutouts_that_do_not_decode_raise_alert_format_error(tmp_path):
+    """FITS that starts right but is broken, and a gzip bomb in a stamp: AlertFormatError naming the cutout."""
+    batch = lk.read_alerts(SAMPLE[0])
+    sid = batch.sources.index[3]
+    pos = batch._pos[3]
+    store = batch._store
+    import pyarrow as pa
+
+    for bad in (b"SIMPLE  =                    T" + b"\xff" * 500, gzip.compress(b"SIMPLE" + bytes(2**27))):
+        col = store.cutouts["template"].to_pylist()
+        col[pos] = bad
+        store.cutouts["template"] = pa.array(col, pa.binary())
+        with pytest.raises(AlertFormatError) as exc:
+            batch.cutouts(sid)
+        assert exc.value.field == "cutoutTemplate" and exc.value.record == int(store.rec_ids[pos])

