@@ -512,16 +512,15 @@ def walk_block(data: bytes, count: int, schema_raw: bytes) -> BlockCheck:
     n = len(data)
     ends = []
     for j in range(count):
+        start = bio.tell()
+        if start == n:  # the bytes are used up: the declared count is too high
+            return BlockCheck(j, j, f"the block declares {count} records but its bytes hold {j}", ends)
         try:
             fastavro.schemaless_reader(bio, writer, skip)
         except Exception as exc:  # noqa: BLE001 - any failure is a malformed record
-            if bio.tell() >= n and (not ends or ends[-1] == n):
-                return BlockCheck(j, j, f"the block declares {count} records but its bytes hold {j}", ends)
             return BlockCheck(j, None, f"record does not decode ({type(exc).__name__}: {exc})".replace(
                 " ()", ""), ends)
         if bio.tell() > n:
-            if ends and ends[-1] == n:
-                return BlockCheck(j, j, f"the block declares {count} records but its bytes hold {j}", ends)
             return BlockCheck(j, None, "record runs past the end of its block", ends)
         ends.append(bio.tell())
     if bio.tell() == n:

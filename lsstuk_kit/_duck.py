@@ -64,7 +64,7 @@ _POOL: list = []  # idle single-thread connections, reused across read_alerts ca
 _POOL_LOCK = threading.Lock()
 _POOL_MAX = 4
 #: a pooled connection is closed after this many reads (DuckDB keeps caches that grow with use)
-_MAX_USES = 64
+_MAX_USES = 16
 _USES: dict = {}  # id(connection) -> reads done
 
 
