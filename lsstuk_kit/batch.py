@@ -340,7 +340,13 @@ class AlertBatch:
                                    store.refs[store.ref_ids[p]].label, int(store.rec_ids[p]), field) from None
 
     def __iter__(self):
-        """Iterate over the raw alert dicts, in batch order (read back from the source)."""
+        """Iterate over the raw alert dicts, in batch order (read back from the source).
+
+        Files are read again (only the blocks holding the wanted records); if a
+        file changed since it was read (size, modification time or sync marker),
+        :class:`~lsstuk_kit.AlertFormatError` is raised instead of other alerts
+        being returned. Bytes and Kafka messages are kept in memory.
+        """
         store = self._store
         refs = store.ref_ids[self._pos]
         recs = store.rec_ids[self._pos]
@@ -362,7 +368,9 @@ class AlertBatch:
         """Write the batch's alerts, as they were read, to one Avro container file.
 
         All alerts must share one writer schema (split mixed batches by
-        ``sources["schemaVersion"]`` first).
+        ``sources["schemaVersion"]`` first). The records are read again from
+        their source (see :meth:`__iter__`): a source that changed since it
+        was read raises :class:`~lsstuk_kit.AlertFormatError`.
 
         Returns
         -------

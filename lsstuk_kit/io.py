@@ -366,6 +366,7 @@ class _Part:
 
 
 _SWEPT = False
+_TRIM_NEXT = False
 _TMP_RE = re.compile(r"^lsstuk_read_(\d+)_")
 
 
@@ -393,7 +394,7 @@ def _sweep_stale_tmp():
 
 
 class _Reader:
-    def __init__(self, columns, cutouts, errors, progress, workers, limit=MAX_UNCOMPRESSED_BYTES, verify=True):
+    def __init__(self, columns, cutouts, errors, progress, workers, limit=MAX_UNCOMPRESSED_BYTES, verify="auto"):
         self.columns = None if columns is None else list(dict.fromkeys(columns))
         self.cutouts = cutouts
         self.errors_mode = errors
@@ -404,6 +405,10 @@ class _Reader:
         self.skipped: list[SkippedRecord] = []
         self.refs: list[SourceRef] = []
         _sweep_stale_tmp()
+        global _TRIM_NEXT
+        if _TRIM_NEXT:
+            _TRIM_NEXT = False
+            _duck.trim_memory()
         # the pid in the name lets a later read remove it if this process is killed mid-read
         self.tmp = tempfile.TemporaryDirectory(prefix=f"lsstuk_read_{os.getpid()}_")
         self._n_tmp = 0
@@ -495,7 +500,7 @@ class _Reader:
             self.fail(f"not an alert schema: {exc}", label)
             return None
         ref.writer_schema = index.schema
-        if self.verify or any(p is not None for p in index.block_problem):
+        if self.verify is not False or any(p is not None for p in index.block_problem):
             counts, pieces, sound = self._verify(index, buf, label)
         else:
             counts, pieces, sound = index.block_count, [], True
@@ -513,12 +518,13 @@ class _Reader:
         new_path = self.tmp_path()
         with open(new_path, "wb") as fh:
             fh.write(_container.make_header(index.schema_raw.decode(), index.sync))
-            for _, n_rec, data in pieces:
+            for _, n_rec, blk, end in pieces:
+                data = _container.block_data(buf, index, blk, self.limit)[:end]
                 fh.write(_container._write_long(n_rec) + _container._write_long(len(data)) + data + index.sync)
         with open(new_path, "rb") as fh:
             new_buf = fh.read()
         new_index = _container.index_container(new_buf)
-        records = np.concatenate([np.arange(first, first + n_rec) for first, n_rec, _ in pieces]).astype(np.int64)
+        records = np.concatenate([np.arange(first, first + n_rec) for first, n_rec, _, _ in pieces]).astype(np.int64)
         return _Unit(ref=k, path=new_path, schema=index.schema, schema_text=schema_text, survey=survey,
                      version=version, index=new_index, records=records, buf=new_buf)
 
@@ -526,15 +532,28 @@ class _Reader:
         """Check every block's codec data and that its records fill it exactly.
 
         Returns ``(counts, pieces, sound)``: the record count of each block as
-        verified, the sound records as ``(first record, count, data)`` pieces,
-        and whether every block was sound. Unsound records are reported.
+        verified, the sound records as ``(first record, count, block, end)``
+        pieces (``end``: where they end in the block's data, ``None`` for all of
+        it), and whether every block was sound. Unsound records are reported.
+        With ``verify="auto"`` a block declaring exactly one record is not
+        walked (see :func:`read_alerts`).
         """
         counts = index.block_count.copy()
         pieces, sound = [], True
         first = 0
+        walk_all = self.verify is True
         for k in range(len(counts)):
             declared = int(counts[k])
             records = range(first, first + declared)
+            if index.block_problem[k] is not None:
+                self.fail_records(f"block {k}: {index.block_problem[k]}", label, records)
+                sound = False
+                first += declared
+                continue
+            if declared == 1 and not walk_all and index.codec == "null":
+                pieces.append((first, 1, k, None))
+                first += 1
+                continue
             try:
                 data = _container.block_data(buf, index, k, self.limit)
             except _container.ContainerError as exc:
@@ -544,14 +563,13 @@ class _Reader:
                 sound = False
                 first += declared
                 continue
-            if index.block_problem[k] is not None:
-                self.fail_records(f"block {k}: {index.block_problem[k]}", label, records)
-                sound = False
-                first += declared
+            if declared == 1 and not walk_all:
+                pieces.append((first, 1, k, None))
+                first += 1
                 continue
             check = _container.walk_block(data, declared, index.schema_raw)
             if check.error is None:
-                pieces.append((first, declared, data))
+                pieces.append((first, declared, k, None))
                 first += declared
                 continue
             sound = False
@@ -566,7 +584,7 @@ class _Reader:
                 first += declared
                 continue
             if check.good:
-                pieces.append((first, check.good, data[: check.ends[-1]]))
+                pieces.append((first, check.good, k, check.ends[-1]))
             bad = check.good + first
             self.fail_records(f"block {k}: {check.error}", label, range(bad, first + declared),
                               then=f"lost with the undecodable record {bad} of its block")
@@ -811,6 +829,10 @@ class _Reader:
         for con in self._cons:
             _duck.release(con)
         self._cons.clear()
+        if self.skipped:  # the error paths free many blocks in worker threads: hand them back
+            _duck.trim_memory()
+            global _TRIM_NEXT
+            _TRIM_NEXT = True  # and what the caller frees of this batch, at the next read
         for fh in self._open_files:
             try:
                 fh.close()
@@ -884,7 +906,7 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
 
 # --------------------------------------------------------------------------- API
 def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None, engine="pandas",
-                partition_size="64MB", max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES, verify=True):
+                partition_size="64MB", max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES, verify="auto"):
     """Read Rubin or ZTF alerts into an :class:`~lsstuk_kit.AlertBatch`.
 
     Parameters
@@ -914,7 +936,8 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
     cutouts : bool
         Keep the cutout bytes (decoded only when ``batch.cutouts(id)`` asks). With
         ``False`` they are not read, and ``cutouts()`` reads them back from the
-        source on demand.
+        source on demand (raising :class:`~lsstuk_kit.AlertFormatError` if the
+        file changed since it was read).
     progress : bool, optional
         Show a progress bar; by default shown when there are many parts.
     workers : int, optional
@@ -931,14 +954,20 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         (default 1 GiB, :data:`MAX_UNCOMPRESSED_BYTES`): a small file cannot make
         the reader fill the disk or the memory. The gzip stream is checked for
         the Avro magic before anything is written.
-    verify : bool
-        Walk every block's records (without building them) before decoding, so
-        that a block whose declared record count disagrees with its bytes, a
-        record that does not decode, or corrupt codec data (deflate, snappy
-        CRC) is reported record by record instead of silently dropping or
-        inventing alerts (default). ``False`` skips the walk for sources you
-        trust (e.g. your own simulated nights), which reads heavy alerts several
-        times faster; framing, sync markers and decoder failures are still checked.
+    verify : {"auto", True, False}
+        Walk blocks' records (skipping every field, building nothing) before
+        decoding, so that a block whose declared record count disagrees with its
+        bytes, a record that does not decode, or corrupt codec data (deflate,
+        snappy CRC) is reported record by record instead of silently dropping or
+        inventing alerts. ``"auto"`` (default) walks every block that declares
+        more or fewer than one record and checks the codec data of all; a block
+        of one record (how Rubin and brokers write heavy alerts) is left to the
+        decoder, which fails on a count too high, while a count of 0 is walked:
+        every single-bit corruption of such a count is still found, and only a
+        block crafted to hide records after its one declared record would go
+        unseen. ``True`` walks every block (about 4x slower on heavy alerts:
+        ``benchmarks/README.md``); ``False`` walks none, for files you trust.
+        Framing, sync markers and decoder failures are always checked.
 
     Returns
     -------
@@ -964,6 +993,8 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    if verify not in ("auto", True, False):
+        raise ValueError(f"verify must be 'auto', True or False, not {verify!r}")
     if engine == "dask":
         from .scale import read_alerts_dask
 
@@ -971,6 +1002,7 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
                                 cutouts=cutouts, max_uncompressed_bytes=max_uncompressed_bytes, verify=verify)
     if engine != "pandas":
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
+
     refs, problems = _expand(source, max_uncompressed_bytes)
     reader = _Reader(columns, cutouts, errors, progress, workers, max_uncompressed_bytes, verify)
     try:

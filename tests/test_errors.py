@@ -191,6 +191,7 @@ def test_small_files_decoded_together_keep_their_own_errors(tmp_path, sim):
 def test_decoder_connections_are_reused():
     from lsstuk_kit import _duck
 
+    lk.io.release_connections()  # fresh connections: one retired after _MAX_USES reads is not pooled
     lk.read_alerts(lk.sample_path(), workers=1)
     idle = list(_duck._POOL)
     assert idle  # returned to the pool after the read

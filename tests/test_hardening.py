@@ -425,16 +425,24 @@ def test_temporary_folders_of_killed_reads_are_removed():
     assert not stale.exists()
 
 
-def test_reader_connections_draw_no_progress_bars():
-    con = _duck.acquire()
+def test_reader_connections_draw_no_progress_bars(tmp_path):
+    """On a terminal DuckDB turns its progress bar on by default; the reader's connections never do."""
+    import pty
+
+    out = tmp_path / "setting.txt"
+    code = ("from lsstuk_kit import _duck\n"
+            "con = _duck.acquire()\n"
+            "row = con.execute(\"SELECT current_setting('enable_progress_bar'), "
+            "current_setting('autoinstall_known_extensions')\").fetchone()\n"
+            f"open({str(out)!r}, 'w').write(repr(row))\n")
+    main, child = pty.openpty()
     try:
-        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
-        assert con.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone()[0] is False
+        res = subprocess.run([sys.executable, "-c", code], stdin=child, stdout=child, stderr=child, timeout=120)
     finally:
-        _duck.release(con)
-    res = subprocess.run([sys.executable, "-c", "import lsstuk_kit as lk; lk.read_alerts(lk.sample_path(), "
-                          "progress=False, workers=1)"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and res.stdout == "" and "%" not in res.stderr
+        os.close(child)
+        os.close(main)
+    assert res.returncode == 0
+    assert out.read_text() == "(False, False)"
 
 
 # ----------------------------------------------------------------- 11: bounded connection pool
@@ -585,3 +593,29 @@ def test_cutouts_that_do_not_decode_raise_alert_format_error(tmp_path):
         with pytest.raises(AlertFormatError) as exc:
             batch.cutouts(sid)
         assert exc.value.field == "cutoutTemplate" and exc.value.record == int(store.rec_ids[pos])
+
+
+def test_verify_modes_on_a_block_crafted_to_hide_a_record(tmp_path, sim):
+    """A block declaring 1 record but holding 2: verify=True finds it; "auto" (default) leaves
+    one-record blocks to the decoder, as documented; every single-bit change of such a count is
+    found in both modes."""
+    schema, alerts = sim
+    data = write(tmp_path / "a.avro", schema, alerts[:2], sync_interval=10**9).read_bytes()
+    crafted = _set_count(data, 0, 1)
+    with pytest.raises(AlertFormatError, match="declares 1 records but its bytes hold 2"):
+        lk.read_alerts(crafted, verify=True)
+    assert len(lk.read_alerts(crafted)) == 1
+    one = write(tmp_path / "b.avro", schema, alerts[:1], sync_interval=10**9).read_bytes()
+    idx = index_container(one)
+    pos = int(idx.block_start[0])
+    assert one[pos] == 2  # zig-zag 1
+    for bit in range(8):
+        flipped = one[:pos] + bytes([one[pos] ^ (1 << bit)]) + one[pos + 1:]
+        for verify in ("auto", True):
+            batch = lk.read_alerts(flipped, errors="skip", verify=verify)
+            assert len(batch.errors) >= 1 and len(batch) == 0, (bit, verify)
+
+
+def test_verify_must_be_one_of_three():
+    with pytest.raises(ValueError, match="verify must be"):
+        lk.read_alerts(SAMPLE[0], verify="yes")
