@@ -10,6 +10,7 @@ records and to hand back raw alert dicts.
 
 from __future__ import annotations
 
+import dataclasses
 import glob as _glob
 import gzip
 import io
@@ -99,8 +100,9 @@ class SourceRef:
             if self.path.endswith(".gz"):
                 data = _gunzip_file(self.path, self.limit, self.label)
             else:
+                # mapped, not read: only the blocks holding the wanted records are touched
                 with open(self.path, "rb") as fh:
-                    data = fh.read()
+                    data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if st.st_size else b""
         except OSError as exc:
             raise AlertFormatError(f"cannot read the file again ({exc.strerror or exc})", self.label) from None
         if self.index is not None and bytes(data[self.index.header_size - _container.SYNC_SIZE:
@@ -843,9 +845,7 @@ class _Reader:
 
 def _replace_counts(index, counts):
     """A copy of a container index with the record counts found by verification."""
-    from dataclasses import replace
-
-    return replace(index, block_count=np.asarray(counts, np.int64))
+    return dataclasses.replace(index, block_count=np.asarray(counts, np.int64))
 
 
 @dataclass
