@@ -86,6 +86,10 @@ class SourceRef:
     #: (size, mtime_ns) of the file when it was read
     stat: tuple | None = None
     limit: int = MAX_UNCOMPRESSED_BYTES
+    #: parsed JSON (a document, or a list of messages) for in-memory JSON sources
+    obj: object = None
+    #: found by a folder or glob search (then only files a format claims are read)
+    from_folder: bool = False
 
     def _buffer(self):
         """The container bytes, checked to be those that were read."""
@@ -160,15 +164,25 @@ class SourceRef:
                 i += 1
 
 
-def _gunzip_file(path, limit, label):
+def _gunzip_file(path, limit, label, magic=_container.MAGIC):
     with open(path, "rb") as fh:
-        return _gunzip_stream(fh, limit, label)
+        return _gunzip_stream(fh, limit, label, magic=magic)
 
 
-def _gunzip_stream(fh, limit, label, sink=None):
+def _gunzip_head(fh, n=4096):
+    """The first ``n`` decompressed bytes of a gzip stream (b"" if it is not gzip)."""
+    try:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return d.decompress(fh.read(65536), n)
+    except (zlib.error, OSError):
+        return b""
+
+
+def _gunzip_stream(fh, limit, label, sink=None, magic=_container.MAGIC):
     """Decompress a gzip stream, checking the Avro magic first and stopping past ``limit`` bytes.
 
-    Returns the bytes, or writes them to ``sink`` and returns ``None``.
+    Returns the bytes, or writes them to ``sink`` and returns ``None``. With
+    ``magic=None`` (text formats) the content is not checked.
     """
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     out = bytearray() if sink is None else None
@@ -186,9 +200,9 @@ def _gunzip_stream(fh, limit, label, sink=None):
                     rest = d.unused_data
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     chunk = rest + chunk
-                if len(head) < 4:
+                if magic is not None and len(head) < 4:
                     head += piece[: 4 - len(head)]
-                    if len(head) >= 4 and head[:4] != _container.MAGIC:
+                    if len(head) >= 4 and head[:4] != magic:
                         raise AlertFormatError(
                             f"gzip data does not hold an Avro container (starts with {head[:4]!r})", label)
                 total += len(piece)
@@ -204,7 +218,7 @@ def _gunzip_stream(fh, limit, label, sink=None):
         raise AlertFormatError(f"not a readable gzip file ({exc})", label) from None
     if not d.eof:
         raise AlertFormatError("gzip data ends before its end (truncated)", label)
-    if total < 4:
+    if magic is not None and total < 4:
         raise AlertFormatError("gzip data holds no Avro container (empty)", label)
     return None if sink is not None else bytes(out)
 
@@ -266,7 +280,7 @@ def _find_files(path):
                 if is_dir:
                     walk(full)
                 elif is_file:
-                    if e.name.endswith(_AVRO_SUFFIXES):
+                    if e.name.lower().endswith(_suffixes()):
                         files.append(full)
                 elif e.is_symlink():
                     problems.append((full, f"dangling symlink (points to {os.readlink(full)!r})"))
@@ -288,6 +302,12 @@ def _find_files(path):
     raise FileNotFoundError(f"no such file, folder or glob match: {path}")
 
 
+def _suffixes():
+    from . import formats
+
+    return tuple(dict.fromkeys(_AVRO_SUFFIXES + formats.suffixes()))
+
+
 def iter_files(path) -> list[str]:
     """List the Avro files a path names: a file, a folder (recursive, sorted, symlinks followed) or a glob.
 
@@ -303,11 +323,27 @@ def iter_files(path) -> list[str]:
     return _find_files(path)[0]
 
 
+def _looks_json(item) -> bool:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        head = bytes(item[:64]).lstrip(b"\xef\xbb\xbf \t\r\n")
+        return head[:1] in (b"{", b"[")
+    return isinstance(item, str) and item.lstrip()[:1] in ("{", "[")
+
+
 def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
     """Sources as SourceRefs, and ``(path, reason)`` problems met while finding them."""
+    if isinstance(source, str) and _looks_json(source):
+        return [SourceRef(label="<json>", kind="bytes", data=source.encode("utf-8"), limit=limit)], []
     if isinstance(source, (str, os.PathLike)):
         files, problems = _find_files(source)
-        return [SourceRef(label=f, kind="file", path=f, limit=limit) for f in files], problems
+        searched = not Path(source).expanduser().is_file()  # a folder or a glob
+        return [SourceRef(label=f, kind="file", path=f, limit=limit, from_folder=searched) for f in files], problems
+    if isinstance(source, dict):
+        return [SourceRef(label="<object>", kind="object", obj=source)], []
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, dict) or _looks_json(s) for s in source):
+        # JSON messages (as a Kafka consumer hands them over) or an already-parsed JSON array
+        return [SourceRef(label="<messages>", kind="object", obj=[bytes(s) if isinstance(s, memoryview) else s
+                                                                   for s in source])], []
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if data[:2] == _GZIP_MAGIC:
@@ -332,9 +368,120 @@ def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
             problems.extend((f"<bytes {k}>" if label == "<bytes>" else label, why) for label, why in sub_problems)
         return refs, problems
     raise TypeError(
-        "read_alerts source must be a path, folder, glob, bytes, a list of these, or a list "
-        f"of Kafka wire-format messages; got {type(source).__name__}"
+        "read_alerts source must be a path, folder, glob, bytes, JSON (text, dict, or a list of JSON "
+        f"messages), a list of these, or a list of Kafka wire-format messages; got {type(source).__name__}"
     )
+
+
+# --------------------------------------------------------------------------- formats
+def _suffix_of(name: str) -> str:
+    name = os.path.basename(name).lower()
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[-1] == "gz":
+        return "." + ".".join(parts[-2:])
+    return "." + parts[-1] if len(parts) >= 2 else ""
+
+
+def _first_json(obj):
+    """The first JSON object of a document or a list of messages (parsed if need be), for identification."""
+    if isinstance(obj, list):
+        for item in obj[:64]:
+            if isinstance(item, dict):
+                return item
+            if isinstance(item, (bytes, bytearray, str)):
+                try:
+                    got = json.loads(item)
+                except (ValueError, RecursionError):
+                    continue
+                return got[0] if isinstance(got, list) and got and isinstance(got[0], dict) else got
+        return obj
+    return obj
+
+
+def _sniff(ref, limit):
+    """What identification needs of a source: suffix, first bytes, the parsed JSON (kept on ``ref.obj``)."""
+    from .formats import MAX_TEXT_BYTES, Sniff
+
+    if ref.kind == "object":
+        return Sniff(label=ref.label, obj=_first_json(ref.obj))
+    if ref.kind == "file":
+        try:
+            with open(ref.path, "rb") as fh:
+                head = fh.read(4096)
+                if head[:2] == _GZIP_MAGIC:
+                    fh.seek(0)
+                    head = _gunzip_head(fh)
+        except OSError as exc:
+            raise AlertFormatError(f"cannot read the file ({exc.strerror or exc})", ref.label) from None
+        sniff = Sniff(label=ref.label, suffix=_suffix_of(ref.path), head=head, path=ref.path,
+                      from_folder=ref.from_folder)
+    else:
+        sniff = Sniff(label=ref.label, head=ref.data[:4096], data=ref.data)
+    if sniff.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        # JSON text: parsed once here (bounded) and handed to the format's reader
+        if ref.kind == "file":
+            if os.path.getsize(ref.path) > min(limit, MAX_TEXT_BYTES) and not ref.path.endswith(".gz"):
+                raise AlertFormatError(f"JSON file larger than {min(limit, MAX_TEXT_BYTES):,} bytes; refused",
+                                       ref.label)
+            data = (_gunzip_file(ref.path, min(limit, MAX_TEXT_BYTES), ref.label, magic=None)
+                    if sniff.head is not None and ref.path.endswith(".gz") else Path(ref.path).read_bytes())
+            ref.data = data
+        try:
+            ref.obj = json.loads(ref.data)
+        except (ValueError, RecursionError):
+            # JSON lines (one message per line), or broken JSON: the reader says which
+            first = ref.data.lstrip().split(b"\n", 1)[0]
+            try:
+                sniff.obj = _first_json(json.loads(first))
+            except (ValueError, RecursionError):
+                sniff.obj = None
+            return sniff
+        sniff.obj = _first_json(ref.obj)
+    return sniff
+
+
+def _frames_result(k, fr, spec):
+    """A format's :class:`~lsstuk_kit.formats.Frames` as the reader's result tuple."""
+    sources = fr.sources.reset_index(drop=True)
+    n = len(sources)
+    if n == 0:
+        return None
+    sources = sources.copy()
+    if "survey" not in sources:
+        sources["survey"] = spec.survey
+    if "broker" not in sources:
+        sources["broker"] = spec.broker
+    if "schemaVersion" not in sources:
+        sources["schemaVersion"] = None
+    if "diaSourceId" not in sources:
+        sources["diaSourceId"] = pd.array([pd.NA] * n, dtype="Int64")
+    history = fr.history
+    if isinstance(history, pd.DataFrame):
+        history = history.reset_index(drop=True)
+        if "diaObjectId" not in history and "diaObjectId" in sources and "_alert" in history:
+            history = history.assign(diaObjectId=sources["diaObjectId"].to_numpy()[history["_alert"].to_numpy()])
+        history = pa.Table.from_pandas(history, preserve_index=False)
+    if history is None or history.num_rows == 0 and "_alert" not in history.column_names:
+        history = pa.table({"diaObjectId": pa.array([], pa.string()), "kind": pa.array([], pa.string()),
+                            "midpointMjdTai": pa.array([], pa.float64()), "_alert": pa.array([], pa.int64())})
+    for col in ("kind", "_alert"):
+        if col not in history.column_names:
+            raise KeyError(f"history has no {col!r} column")
+    objects = fr.objects
+    if objects is None or len(objects.columns) == 0 or "_alert" not in objects:
+        objects = pd.DataFrame({"diaObjectId": sources["diaObjectId"].to_numpy(), "_alert": np.arange(n)}) \
+            if objects is None or len(objects) == 0 else objects.assign(_alert=np.arange(len(objects)))
+    cut = {}
+    for name, arr in (fr.cutouts or {}).items():
+        if not isinstance(arr, (pa.Array, pa.ChunkedArray)):
+            arr = pa.array(list(arr), pa.binary())
+        if len(arr) != n:
+            raise ValueError(f"cutout {name!r} has {len(arr)} entries for {n} alerts")
+        cut[name] = arr
+    records = np.asarray(fr.records, np.int64)
+    if len(records) != n:
+        raise ValueError(f"{len(records)} record numbers for {n} alerts")
+    return sources, history, objects, cut, np.full(n, k, np.int64), records, tuple(fr.required)
 
 
 # --------------------------------------------------------------------------- units
@@ -406,6 +553,9 @@ class _Reader:
         self.verify = verify
         self.skipped: list[SkippedRecord] = []
         self.refs: list[SourceRef] = []
+        self.format = None  # the format= asked for
+        self.expect_survey = None  # with an Avro format=: the survey its schema must be
+        self.options: dict = {}
         _sweep_stale_tmp()
         global _TRIM_NEXT
         if _TRIM_NEXT:
@@ -436,10 +586,13 @@ class _Reader:
         return os.path.join(self.tmp.name, f"part{self._n_tmp:06d}{suffix}")
 
     # -- stage 1: sources -> units
-    def make_units(self, refs):
+    def make_units(self, refs, keys=None):
+        """Container units of Avro sources; ``keys`` are their places in ``self.refs`` (else appended)."""
         units = []
-        for k, ref in enumerate(refs):
-            self.refs.append(ref)
+        if keys is None:
+            keys = range(len(self.refs), len(self.refs) + len(refs))
+            self.refs.extend(refs)
+        for k, ref in zip(keys, refs):
             try:
                 if ref.kind == "wire":
                     units.extend(self._wire_units(k, ref))
@@ -499,7 +652,12 @@ class _Reader:
         try:
             survey, version = _identify(schema_text, index.schema)
         except (ValueError, TypeError, KeyError) as exc:
-            self.fail(f"not an alert schema: {exc}", label)
+            from . import formats
+
+            self.fail(f"not an alert schema: {exc}. The formats the kit knows: {', '.join(formats.names())}", label)
+            return None
+        if self.expect_survey is not None and survey != self.expect_survey:
+            self.fail(f"format={self.format!r} was asked for, but the file's schema is a {survey} alert", label)
             return None
         ref.writer_schema = index.schema
         if self.verify is not False or any(p is not None for p in index.block_problem):
@@ -641,6 +799,82 @@ class _Reader:
                 buf=None,
             ))
         return units
+
+    # -- formats: which path each source takes
+    def route(self, ref, forced):
+        """``("avro", None)``, ``("table", spec)`` or ``None`` (reported, or a folder's file no format claims)."""
+        from . import formats
+
+        if ref.kind == "wire":
+            if forced is not None and forced.read is not None:
+                self.fail(f"format={forced.name!r} was asked for, but these are Kafka wire-format Avro messages",
+                          ref.label)
+                return None
+            return "avro", None
+        try:
+            sniff = _sniff(ref, self.limit)
+        except AlertFormatError as exc:
+            self.fail(exc.reason, ref.label)
+            return None
+        is_avro = sniff.head[:4] == _container.MAGIC
+        if forced is not None:
+            if forced.read is None:
+                if not is_avro:
+                    self.fail(f"format={forced.name!r} reads Avro alert containers; this is not one "
+                              f"(it starts with {sniff.head[:8]!r})", ref.label)
+                    return None
+                return "avro", None
+            if is_avro:
+                self.fail(f"format={forced.name!r} was asked for, but this is an Avro container", ref.label)
+                return None
+            return "table", forced
+        if is_avro or sniff.suffix in _AVRO_SUFFIXES:
+            return "avro", None  # named as Avro: the container reader says exactly what is wrong, if anything
+        try:
+            spec = formats.identify(sniff)
+        except formats.UnknownFormatError as exc:
+            if ref.from_folder and not sniff.suffix.endswith(_AVRO_SUFFIXES):
+                return None  # a file beside the alerts that is not alerts (e.g. a truth table)
+            if ref.kind == "bytes" and sniff.obj is None:
+                return "avro", None  # bytes that are not JSON: the container reader says what is wrong
+            self.fail(exc.reason, ref.label)
+            return None
+        return ("avro", None) if spec.read is None else ("table", spec)
+
+    def read_table(self, k, ref, spec):
+        """Results of a non-Avro source read by its format's ``read``."""
+        from .formats import Source
+
+        label = ref.label
+
+        def fail(reason, record=None, fld=None, field=None):
+            self.fail(f"{reason} [{spec.name}]", label, record, fld if fld is not None else field)
+
+        src = Source(label=label, path=ref.path if ref.kind == "file" else None, data=ref.data, obj=ref.obj,
+                     fail=fail, columns=self.columns, cutouts=self.cutouts, options=dict(self.options))
+        try:
+            frames = spec.read(src)
+        except AlertFormatError as exc:
+            if self.errors_mode == "raise":
+                raise
+            self.skipped.append(SkippedRecord(file=exc.file or label, record=exc.record, field=exc.field,
+                                              reason=exc.reason))
+            return []
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the input's fault until shown otherwise
+            self.fail(f"the {spec.name} reader could not read it ({type(exc).__name__}: {exc})", label)
+            return []
+        out = []
+        for fr in frames or ():
+            try:
+                got = _frames_result(k, fr, spec)
+            except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+                self.fail(f"the {spec.name} reader's tables do not assemble ({type(exc).__name__}: {exc})", label)
+                continue
+            if got is not None:
+                out.append(got)
+        return out
 
     # -- stage 2: units -> parts (split big files, group small ones)
     def make_parts(self, units):
@@ -863,25 +1097,31 @@ def _buf_of(unit):
 
 
 # --------------------------------------------------------------------------- validation
-def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
-    """Flag records with missing required fields, bad coordinates or non-FITS cutouts."""
+def _validate(sources, cut, ref_ids, rec_ids, refs, required, reader):
+    """Flag records with missing required fields, bad coordinates or non-FITS cutouts.
+
+    ``required`` maps a column to the rows that require it (a mapping or format's REQUIRED).
+    """
     n = len(sources)
     bad = np.zeros(n, bool)
     checks = []
-    for col in survey_required:
+    for col in sorted(required):
+        rows = required[col]
         if col in ("ra", "dec") and col in sources:
             continue  # checked with the coordinate ranges below
         if col not in sources:
-            checks.append((np.ones(n, bool), col, f"required field {col!r} is missing from the record"))
+            checks.append((rows.copy(), col, f"required field {col!r} is missing from the record"))
         else:
-            checks.append((sources[col].isna().to_numpy(), col, f"required field {col!r} is null"))
+            checks.append((sources[col].isna().to_numpy() & rows, col, f"required field {col!r} is null"))
     if "ra" in sources and "dec" in sources:
         ra = pd.to_numeric(sources["ra"], errors="coerce").to_numpy(float)
         dec = pd.to_numeric(sources["dec"], errors="coerce").to_numpy(float)
+        none = np.zeros(n, bool)
+        need = required.get("ra", none) | required.get("dec", none)  # a format may carry no position
         with np.errstate(invalid="ignore"):
-            checks.append((~np.isfinite(ra) | (ra < 0) | (ra > 360), "ra",
+            checks.append(((~np.isfinite(ra) & need) | (ra < 0) | (ra > 360), "ra",
                            "ra is null, NaN or outside [0, 360] deg"))
-            checks.append((~np.isfinite(dec) | (dec < -90) | (dec > 90), "dec",
+            checks.append(((~np.isfinite(dec) & need) | (dec < -90) | (dec > 90), "dec",
                            "dec is null, NaN or outside [-90, 90] deg"))
     for name, arr in cut.items():
         arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -905,19 +1145,30 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, survey_required, reader):
 
 
 # --------------------------------------------------------------------------- API
-def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=None, workers=None, engine="pandas",
-                partition_size="64MB", max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES, verify="auto"):
-    """Read Rubin or ZTF alerts into an :class:`~lsstuk_kit.AlertBatch`.
+def read_alerts(source, *, format=None, columns=None, errors="raise", cutouts=True, progress=None, workers=None,  # noqa: A002 - astropy's name
+                engine="pandas", partition_size="64MB", max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES, verify="auto",
+                **format_options):
+    """Read alerts (Rubin, ZTF, ATLAS; raw or from a broker) into an :class:`~lsstuk_kit.AlertBatch`.
 
     Parameters
     ----------
-    source : str, path, bytes, or list
-        An Avro container file (one or many alerts), a ``.avro.gz`` file, a folder
-        (searched recursively for ``*.avro`` and ``*.avro.gz``, in sorted order), a
-        glob, raw container bytes, a list of any of these, or a list of Kafka
+    source : str, path, bytes, JSON, or list
+        An Avro container file (one or many alerts), a ``.avro.gz`` file, a file
+        of another format the kit knows (Fink Parquet, Lasair / ALeRCE / ANTARES
+        JSON, ATLAS ``.ddc``: :func:`~lsstuk_kit.formats.list_formats`), a folder
+        (searched recursively, in sorted order, for the files those formats
+        claim; other files are left alone), a glob, raw bytes, JSON text, a dict,
+        a list of any of these, a list of JSON messages (bytes or dicts, as a
+        Kafka consumer of a broker's stream hands them over), or a list of Kafka
         messages in the Confluent wire format (magic byte 0, 4-byte big-endian
         schema id ``major * 100 + minor``, schemaless Avro body), decoded with the
         official schema of that version from ``lsst-alert-packet``.
+    format : str, optional
+        The input's format, e.g. ``"fink-parquet"`` or ``"lasair-json"``
+        (:func:`~lsstuk_kit.formats.list_formats` lists them). ``None`` (default)
+        identifies each source: Avro by its writer schema, others by their
+        content. An input no format claims raises
+        :class:`~lsstuk_kit.formats.UnknownFormatError` listing the formats.
     columns : list of str, optional
         Column projection for ``sources`` and ``history`` (Rubin names, e.g.
         :data:`DEFAULT_COLUMNS`). The ids, position, time, band and flux are always
@@ -969,9 +1220,15 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         ``benchmarks/README.md``); ``False`` walks none, for files you trust.
         Framing, sync markers and decoder failures are always checked.
 
+    **format_options
+        Passed to the format's reader (see its module in :mod:`lsstuk_kit.formats`).
+
     Returns
     -------
     AlertBatch or DaskAlerts
+        ``sources`` has ``survey`` and ``broker`` (None for a survey's own
+        stream) per row; brokers' additions (classifications, cross-matches,
+        features) are further columns.
 
     Raises
     ------
@@ -995,9 +1252,14 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
     if verify not in ("auto", True, False):
         raise ValueError(f"verify must be 'auto', True or False, not {verify!r}")
+    from . import formats
+
+    spec = formats.get(format) if format is not None else None
     if engine == "dask":
         from .scale import read_alerts_dask
 
+        if spec is not None and spec.read is not None:
+            raise ValueError(f"engine='dask' reads Avro alerts; read {format!r} with engine='pandas'")
         return read_alerts_dask(source, partition_size=partition_size, columns=columns, errors=errors,
                                 cutouts=cutouts, max_uncompressed_bytes=max_uncompressed_bytes, verify=verify)
     if engine != "pandas":
@@ -1005,13 +1267,34 @@ def read_alerts(source, *, columns=None, errors="raise", cutouts=True, progress=
 
     refs, problems = _expand(source, max_uncompressed_bytes)
     reader = _Reader(columns, cutouts, errors, progress, workers, max_uncompressed_bytes, verify)
+    reader.format = format
+    reader.options = format_options
+    if spec is not None and spec.read is None and spec.name != "kafka-wire":
+        from .formats.avro import AVRO_SURVEYS
+
+        reader.expect_survey = AVRO_SURVEYS[spec.name]
     try:
         for path, reason in problems:
             reader.fail(reason, path)
-        units = reader.make_units(refs)
+        avro, tables = [], []
+        for ref in refs:
+            k = len(reader.refs)
+            reader.refs.append(ref)
+            route = reader.route(ref, spec)
+            if route is None:
+                continue
+            if route[0] == "avro":
+                avro.append((k, ref))
+            else:
+                tables.append((k, ref, route[1]))
+        units = reader.make_units([r for _, r in avro], keys=[k for k, _ in avro])
         parts = reader.make_parts(units)
         show = progress if progress is not None else len(parts) >= 50
         results = [r for got in _run(reader, parts, show) for r in got if r is not None]
+        for k, ref, tspec in tables:
+            results.extend(reader.read_table(k, ref, tspec))
+        if tables and avro:
+            results.sort(key=lambda r: int(r[4][0]) if len(r[4]) else 0)
         batch = _assemble(results, reader, columns)
     finally:
         reader.close()
@@ -1049,9 +1332,13 @@ def _assemble(results, reader, columns):
 
     if not results:
         return AlertBatch.empty(refs=reader.refs, errors=reader.skipped)
-    srcs, hists, objs, cuts, refs_l, recs_l = [], [], [], [], [], []
+    srcs, hists, objs, cuts, refs_l, recs_l, reqs = [], [], [], [], [], [], []
     offset = 0
-    for sources, history, objects, cut, ref_ids, rec_ids in results:
+    for sources, history, objects, cut, ref_ids, rec_ids, *required in results:
+        survey = sources["survey"].iloc[0] if len(sources) else "lsst"
+        reqs.append(tuple(required[0]) if required else _SURVEYS.get(survey, _lsst).REQUIRED)
+        if "broker" not in sources:
+            sources = sources.assign(broker=None)
         history = history.set_column(history.column_names.index("_alert"), "_alert",
                                      pc.add(history.column("_alert"), offset))
         kind = history.column("kind")
@@ -1094,12 +1381,22 @@ def _assemble(results, reader, columns):
         chunks = [ch.cast(pa.binary()) for ch in chunks]
         cut[k] = pa.chunked_array(chunks, type=pa.binary()).combine_chunks()
 
-    # validation (per survey: the required fields are those of its mapping)
-    required = set()
-    for s in srcs:
-        mod = _SURVEYS[s["survey"].iloc[0]] if len(s) else _lsst
-        required.update(mod.REQUIRED)
-    bad = _validate(sources, cut, ref_ids, rec_ids, reader.refs, sorted(required), reader)
+    # validation (per format and survey: the required fields are those of its mapping)
+    required = {}
+    start = 0
+    for s, req in zip(srcs, reqs):
+        for col in req:
+            required.setdefault(col, np.zeros(len(sources), bool))[start:start + len(s)] = True
+        start += len(s)
+    bad = _validate(sources, cut, ref_ids, rec_ids, reader.refs, required, reader)
+
+    # messages that carry no diaSourceId (e.g. Lasair's attribute-only and lite kinds) get a negative
+    # placeholder, unique in the batch (Rubin and ZTF ids are positive), so the table stays indexed
+    missing = sources["diaSourceId"].isna().to_numpy() & ~bad
+    if missing.any():
+        ids = pd.array(sources["diaSourceId"], dtype="Int64")
+        ids[missing] = -np.arange(1, int(missing.sum()) + 1)
+        sources = sources.assign(diaSourceId=ids.fillna(0).astype(np.int64) if not ids.isna().any() else ids)
 
     # the same alert read twice (e.g. a file listed twice) is kept once
     ids = pd.Index(sources["diaSourceId"])
@@ -1131,7 +1428,7 @@ def _assemble(results, reader, columns):
         cut = {k: v.take(pa.array(keep_pos)) for k, v in cut.items()}
         ref_ids, rec_ids = ref_ids[keep_pos], rec_ids[keep_pos]
     if columns is not None:
-        keep = set(columns) | set(_lsst.CORE) | {"mag", "magErr", "snr", "reliability", "survey",
+        keep = set(columns) | set(_lsst.CORE) | {"mag", "magErr", "snr", "reliability", "survey", "broker",
                                                   "schemaVersion", "kind", "_alert", "limitingMag"}
         sources = sources[[c for c in sources.columns if c in keep]]
         history = history[[c for c in history.columns if c in keep]]

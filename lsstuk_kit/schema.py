@@ -187,7 +187,7 @@ def identify_schema(writer_schema: dict) -> tuple[str, str | None]:
     Returns
     -------
     survey : str
-        ``"lsst"`` (Rubin, including ELAsTiCC simulations) or ``"ztf"``.
+        ``"lsst"`` (Rubin, including ELAsTiCC simulations), ``"ztf"`` or ``"atlas"``.
     version : str or None
         e.g. ``"lsst.v10_0"``; ``None`` when the schema does not name it (broker
         re-serialisations; the records may then carry it, e.g. ``lsst_schema_version``).
@@ -195,7 +195,7 @@ def identify_schema(writer_schema: dict) -> tuple[str, str | None]:
     Raises
     ------
     ValueError
-        If the schema is neither a Rubin nor a ZTF alert.
+        If the schema is not a Rubin, ZTF or ATLAS alert (the message names the schema).
     """
     if not isinstance(writer_schema, dict) or "fields" not in writer_schema:
         raise ValueError("top-level schema is not an Avro record")
@@ -205,8 +205,29 @@ def identify_schema(writer_schema: dict) -> tuple[str, str | None]:
     if "diaSource" in names:
         return "lsst", version
     if "candidate" in names:
+        if _is_atlas(writer_schema):
+            vsn = re.search(r"atlas[._]alert[^\d]{0,3}v?(\d+)[._](\d+)", json.dumps(writer_schema)[:4000])
+            return "atlas", (f"atlas.v{vsn.group(1)}_{vsn.group(2)}" if vsn else None)
         return "ztf", None
+    label = ".".join(str(x) for x in (writer_schema.get("namespace"), writer_schema.get("name")) if x)
     raise ValueError(
-        "schema is neither a Rubin alert (no 'diaSource' field) nor a ZTF alert "
-        f"(no 'candidate' field); top-level fields: {sorted(names)[:12]}"
+        f"schema {label or '(unnamed)'} is not an alert schema the kit knows: not Rubin (no 'diaSource' "
+        f"field), ZTF or ATLAS (no 'candidate' field); top-level fields: {sorted(names)[:12]}"
     )
+
+
+def _is_atlas(writer_schema: dict) -> bool:
+    """ATLAS alerts (``atlas.alert``) share ZTF's layout; told apart by name or by ATLAS's own fields."""
+    names = " ".join(str(writer_schema.get(k, "")) for k in ("namespace", "name")).lower()
+    if "atlas" in names:
+        return True
+    for f in writer_schema["fields"]:
+        if f.get("name") == "candidate":
+            t = f.get("type")
+            t = next((x for x in t if isinstance(x, dict)), None) if isinstance(t, list) else t
+            if isinstance(t, dict):
+                if "atlas" in str(t.get("namespace", "")).lower() or "atlas" in str(t.get("name", "")).lower():
+                    return True
+                sub = {g.get("name") for g in t.get("fields", ()) if isinstance(g, dict)}
+                return {"filt", "mjd"} <= sub and "jd" not in sub
+    return False

@@ -6,6 +6,7 @@ import fastavro
 import pytest
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-alerts"
+BROKERS = Path(__file__).resolve().parents[2] / "shared" / "brokers"
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +14,14 @@ def real_alerts() -> Path:
     if not REAL.is_dir():
         pytest.skip(f"real alerts folder {REAL} is absent (it lives beside the project, see DESIGN.md)")
     return REAL
+
+
+@pytest.fixture(scope="session")
+def brokers_ref() -> Path:
+    """Brokers' reference material (Lasair schema and docs, ATLAS formats) beside the project."""
+    if not BROKERS.is_dir():
+        pytest.skip(f"brokers' reference folder {BROKERS} is absent (it lives beside the project, see DESIGN.md)")
+    return BROKERS
 
 
 @pytest.fixture(scope="session")
