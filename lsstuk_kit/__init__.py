@@ -2,7 +2,8 @@
 
 The public API::
 
-    read_alerts(source, *, columns=None, errors="raise") -> AlertBatch
+    read_alerts(source, *, format=None, columns=None, errors="raise") -> AlertBatch
+    list_formats() -> the formats read_alerts knows (Avro, Fink, Lasair, ALeRCE, ANTARES, ATLAS .ddc)
     load_sample() -> AlertBatch
     AlertBatch.sources / .history / .objects / .cutouts(diaSourceId)
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import digest, filters, sql
+from . import digest, filters, formats, sql
 from .batch import AlertBatch
 from .cutouts import Cutouts
 from .errors import AlertFormatError, ModelFileError, SkippedRecord, UntrustedModelError
+from .formats import list_formats
 from .io import DEFAULT_COLUMNS, read_alerts, write_alerts
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "ModelFileError",
     "SkippedRecord",
     "UntrustedModelError",
+    "list_formats",
     "load_sample",
     "load_sample_truth",
     "read_alerts",
@@ -34,6 +37,7 @@ __all__ = [
     "filters",
     "sql",
     "digest",
+    "formats",
 ]
 
 __version__ = "0.1.0"

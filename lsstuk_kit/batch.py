@@ -156,7 +156,16 @@ class AlertBatch:
             objs = self._store.sources["diaObjectId"].to_numpy()[self._pos]
             if pd.Series(objs).duplicated().any():
                 key = [c for c in _HISTORY_KEY if c in h]
+                ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
+                if "psfFlux" in h and ids:
+                    # rows with no id (e.g. Lasair's lite light curves): the flux tells two
+                    # detections of one exposure apart; rows with ids are keyed by them alone
+                    no_id = h[ids].isna().all(axis=1).to_numpy()
+                    if no_id.any():
+                        h = h.assign(_flux_key=np.where(no_id, h["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
+                        key = key + ["_flux_key"]
                 h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
+                h = h.drop(columns=["_flux_key"], errors="ignore")
             order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
             h = h.sort_values(order, kind="stable").drop(columns="_alert").reset_index(drop=True)
             self._cache["history"] = h
@@ -172,6 +181,7 @@ class AlertBatch:
             keep = np.zeros(len(self._store.sources), bool)
             keep[self._pos] = True
             o = o[keep[o["_alert"].to_numpy(np.int64)]] if len(o) else o
+            o = o[o["diaObjectId"].notna()] if len(o) else o  # rows of no object (e.g. ATLAS .ddc detections)
             t = self._store.sources["midpointMjdTai"].to_numpy()
             if len(o):
                 o = o.assign(_t=t[o["_alert"].to_numpy(np.int64)])

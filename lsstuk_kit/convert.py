@@ -51,7 +51,7 @@ from .surveys._avrotypes import collect_names
 from .surveys.common import BANDS
 
 __all__ = ["MAPPINGS", "mapping_table", "to_survey_tables", "from_survey_tables", "tables_to_alerts",
-           "associate", "HISTORY_DAYS"]
+           "associate", "from_ddc", "HISTORY_DAYS"]
 
 HISTORY_DAYS = 365.0
 
@@ -258,6 +258,110 @@ def associate(ra, dec, mjd, radius_arcsec=None, *, group=None, first_id=10**15 +
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return first_id + rank[labels_all]
+
+
+def from_ddc(paths, *, radius_arcsec=2.0, query=None) -> dict:
+    """ATLAS ``.ddc`` tables -> survey tables (ATLAS-like columns) for :func:`tables_to_alerts`.
+
+    Detections of all the exposures are associated into objects by position
+    (:func:`associate`, friends of friends within ``radius_arcsec``), and each object gets
+    an ATLAS-style 19-digit id from its mean position
+    (:func:`lsstuk_kit.surveys.atlas.atlas_object_id`, the last two digits counting objects
+    that share a name).
+
+    Parameters
+    ----------
+    paths : path, text, or list of them
+        ``.ddc`` files (or their text), one per exposure.
+    radius_arcsec : float
+        Association radius (ATLAS pixels are 1.86 arcsec).
+    query : str, optional
+        A :meth:`pandas.DataFrame.query` on the detection columns of :func:`read_ddc`
+        keeping rows before association, e.g. ``"pno < 500 and pcr < 500 and dup >= 0"``.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``detections``: ``det_id`` (:func:`~lsstuk_kit.surveys.atlas.detection_id`),
+        ``atlas_object_id``, ``expname`` (the exposure as an integer,
+        :func:`~lsstuk_kit.surveys.atlas.exposure_code`; its name is in ``obs``), ``mjd``,
+        ``filter``, ``ra``, ``dec``, ``uJy``/``duJy`` (from ``mag``/``dmag``, negative for
+        negative ``mag``), ``snr``, ``x``, ``y``, ``rb_pix`` (the ML scores' real share,
+        :func:`~lsstuk_kit.surveys.atlas.ml_reliability`), ``dipole`` (False: ATLAS flags
+        none), plus the .ddc columns. ``exposures``: ``expname``, ``obs``, ``mjd``,
+        ``filter``, ``mag5sig``, ``fwhm`` (arcsec: ``sqrt(FWMAJ * FWMIN) * SCALE``, as the
+        header gives them), ``ra``/``dec`` (pointing), ``field`` (``OBJ``), ``night``,
+        ``rotation`` (``PA``). ``objects``: ``atlas_object_id``, ``ra_avg``, ``dec_avg``,
+        ``ndet``, ``mjd_first``, ``mjd_last``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.convert import from_ddc
+    >>> head = "# FILT= o\\n# MJD= {}\\n# RA Dec mag dmag x y major minor phi det chi/N " \\
+    ...        "Pvr Ptr Pmv Pkn Pno Pbn Pcr Pxt Psc Dup WPflx dflx\\n"
+    >>> row = "77.18320 70.47569 18.691 0.163 4968 3150 2.3 2.0 41 0 1.9 586 300 0 0 31 0 0 0 17 0 -710 2.9\\n"
+    >>> db = from_ddc([head.format(58764.51) + row, head.format(58764.53) + row])
+    >>> db["detections"]["atlas_object_id"].nunique(), len(db["exposures"])
+    (1, 2)
+    """
+    from .formats.atlas_ddc import _expname, read_ddc
+    from .surveys import atlas as _atlas
+
+    if isinstance(paths, (str, bytes, Path)) or not hasattr(paths, "__iter__"):
+        paths = [paths]
+    dets, exps = [], []
+    for k, p in enumerate(paths):
+        header, det = read_ddc(p)
+        label = p if isinstance(p, (str, Path)) and "\n" not in str(p) else f"exposure{k}"
+        obs = _expname(header, str(label))
+        if "MJD" not in header:
+            raise ValueError(f"{label}: the .ddc header gives no MJD")
+        det = det.assign(row=np.arange(1, len(det) + 1))
+        if query:
+            det = det.query(query)
+        code = int(_atlas.exposure_code([obs])[0])
+        det = det.assign(obs=obs, expname=code, mjd=float(header["MJD"]), filter=str(header.get("FILT", "")).lower(),
+                         det_id=_atlas.detection_id(obs, det["row"].to_numpy()) if len(det) else np.zeros(0, np.int64))
+        dets.append(det)
+        fwhm = np.nan
+        if all(isinstance(header.get(k), (int, float)) for k in ("FWMAJ", "FWMIN")):
+            fwhm = float(np.sqrt(header["FWMAJ"] * header["FWMIN"]) * header.get("SCALE", 1.0))
+        exps.append({"expname": code, "obs": obs, "mjd": float(header["MJD"]),
+                     "filter": str(header.get("FILT", "")).lower(), "mag5sig": header.get("MAG5SIG", np.nan),
+                     "fwhm": fwhm, "ra": header.get("RA", np.nan), "dec": header.get("DEC", np.nan),
+                     "field": header.get("OBJ"), "night": int(np.floor(float(header["MJD"]))),
+                     "rotation": header.get("PA", np.nan), "texp": header.get("TEXP", np.nan),
+                     "magzpt": header.get("MAGZPT", np.nan)})
+    det = pd.concat(dets, ignore_index=True) if dets else pd.DataFrame()
+    exposures = pd.DataFrame(exps)
+    if len(exposures) and exposures["expname"].duplicated().any():
+        raise ValueError(f"exposures given twice: {sorted(exposures.loc[exposures['expname'].duplicated(), 'obs'])}")
+    if not len(det):
+        raise ValueError("the .ddc tables hold no detections (after the query)")
+    mag = det["mag"].to_numpy(float)
+    ujy = 10.0 ** ((23.9 - np.abs(mag)) / 2.5)
+    dujy = ujy * det["dmag"].to_numpy(float) * np.log(10.0) / 2.5
+    det["uJy"] = np.where(mag < 0, -ujy, ujy)
+    det["duJy"] = dujy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det["snr"] = ujy / dujy
+    det["rb_pix"] = _atlas.ml_reliability(det)
+    det["dipole"] = False
+    # objects: friends of friends across exposures, named like ATLAS from the mean position
+    group = associate(det["ra"], det["dec"], det["mjd"], radius_arcsec)
+    g = det.assign(_g=group).groupby("_g", sort=True)
+    summary = pd.DataFrame({"ra_avg": g["ra"].mean(), "dec_avg": g["dec"].mean(), "ndet": g.size(),
+                            "mjd_first": g["mjd"].min(), "mjd_last": g["mjd"].max()})
+    base = _atlas.atlas_object_id(summary["ra_avg"].to_numpy(), summary["dec_avg"].to_numpy())
+    dup = pd.Series(base).groupby(base).cumcount().to_numpy()
+    if dup.size and dup.max() > 99:
+        raise ValueError("more than 100 objects share one ATLAS name cell (0.01 s x 0.1 arcsec)")
+    summary["atlas_object_id"] = base + dup
+    det["atlas_object_id"] = summary["atlas_object_id"].reindex(group).to_numpy()
+    objects = summary.reset_index(drop=True)[["atlas_object_id", "ra_avg", "dec_avg", "ndet", "mjd_first",
+                                              "mjd_last"]]
+    det = det.sort_values(["mjd", "det_id"], kind="stable").reset_index(drop=True)
+    return {"detections": det, "exposures": exposures, "objects": objects}
 
 
 def _window_items(keys_sorted, group_start, alert_keys, alert_upper, days):

@@ -94,8 +94,11 @@ def decode_stamp(data: bytes | None) -> Stamp | None:
                 hdr["CTYPE1"], hdr["CTYPE2"] = "RA---TAN", "DEC--TAN"
                 hdr.setdefault("CUNIT1", "deg")
                 hdr.setdefault("CUNIT2", "deg")
-            w = WCS(hdr, naxis=2)
-            if w.has_celestial:
+            try:
+                w = WCS(hdr, naxis=2)
+            except Exception:  # noqa: BLE001 - e.g. ATLAS stamps' PV distortion terms astropy refuses
+                w = None  # the image still decodes, without sky coordinates
+            if w is not None and w.has_celestial:
                 wcs = w
     return Stamp(image=image, variance=variance, psf=psf, header=header, wcs=wcs)
 

@@ -37,6 +37,7 @@ from . import _container, _duck
 from ._duck import release_connections
 from .errors import AlertFormatError, SkippedRecord
 from .schema import identify_schema, load_rubin_schema, unpack_wire, version_from_schema_id
+from .surveys import atlas as _atlas
 from .surveys import lsst as _lsst
 from .surveys import ztf as _ztf
 from .surveys._avrotypes import arrow_to_pandas
@@ -50,7 +51,7 @@ DEFAULT_COLUMNS = (
     "psfFlux", "psfFluxErr", "reliability",
 )
 
-_SURVEYS = {"lsst": _lsst, "ztf": _ztf}
+_SURVEYS = {"lsst": _lsst, "ztf": _ztf, "atlas": _atlas}
 _AVRO_SUFFIXES = (".avro", ".avro.gz")
 _PART_BYTES = 16 * 2**20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -90,6 +91,8 @@ class SourceRef:
     obj: object = None
     #: found by a folder or glob search (then only files a format claims are read)
     from_folder: bool = False
+    #: the format that read it, when not one of the Avro formats
+    fmt: str | None = None
 
     def _buffer(self):
         """The container bytes, checked to be those that were read."""
@@ -125,6 +128,9 @@ class SourceRef:
         """
         wanted = sorted(set(int(i) for i in wanted))
         if not wanted:
+            return
+        if self.fmt is not None:
+            yield from self._format_records(wanted)
             return
         if self.kind == "wire":
             for i in wanted:
@@ -162,6 +168,36 @@ class SourceRef:
                                            self.label, wanted[i]) from None
                 yield wanted[i], rec
                 i += 1
+
+
+    def _format_records(self, wanted):
+        from . import formats
+
+        spec = formats.get(self.fmt)
+        if spec.records is not None:
+            if self.kind == "file":
+                st = os.stat(self.path)
+                if self.stat is not None and (st.st_size, st.st_mtime_ns) != self.stat:
+                    raise AlertFormatError("the file changed since it was read (size or modification time "
+                                           "differ); read it again", self.label)
+            try:
+                yield from spec.records(self.path if self.kind == "file" else self.data, wanted)
+            except AlertFormatError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise AlertFormatError(f"records no longer read ({type(exc).__name__}: {exc})", self.label) from None
+            return
+        items = self.obj if isinstance(self.obj, list) else [self.obj] if isinstance(self.obj, dict) else None
+        if items is None:
+            raise AlertFormatError(f"the {self.fmt} format keeps no raw alert records to read again", self.label)
+        for i in wanted:
+            item = items[i]
+            if not isinstance(item, dict):
+                try:
+                    item = json.loads(item)
+                except (ValueError, TypeError, RecursionError) as exc:
+                    raise AlertFormatError(f"message no longer parses ({exc})", self.label, i) from None
+            yield i, item
 
 
 def _gunzip_file(path, limit, label, magic=_container.MAGIC):
@@ -240,7 +276,7 @@ def _identify(schema_text: str, schema: dict):
     return found
 
 
-def _find_files(path):
+def _find_files(path, suffixes=_AVRO_SUFFIXES):
     """Files a path names, and the paths under it that could not be read: ``(files, problems)``.
 
     Folders are searched recursively in sorted order, following symlinked folders
@@ -280,7 +316,7 @@ def _find_files(path):
                 if is_dir:
                     walk(full)
                 elif is_file:
-                    if e.name.lower().endswith(_suffixes()):
+                    if e.name.lower().endswith(suffixes):
                         files.append(full)
                 elif e.is_symlink():
                     problems.append((full, f"dangling symlink (points to {os.readlink(full)!r})"))
@@ -294,7 +330,7 @@ def _find_files(path):
     if any(ch in str(path) for ch in "*?["):
         files, problems = [], []
         for f in sorted(_glob.glob(str(p), recursive=True)):
-            sub_files, sub_problems = _find_files(f) if os.path.isdir(f) else (
+            sub_files, sub_problems = _find_files(f, suffixes) if os.path.isdir(f) else (
                 ([f], []) if os.path.isfile(f) else ([], [(f, "cannot be read (dangling symlink?)")]))
             files.extend(sub_files)
             problems.extend(sub_problems)
@@ -335,7 +371,7 @@ def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
     if isinstance(source, str) and _looks_json(source):
         return [SourceRef(label="<json>", kind="bytes", data=source.encode("utf-8"), limit=limit)], []
     if isinstance(source, (str, os.PathLike)):
-        files, problems = _find_files(source)
+        files, problems = _find_files(source, _suffixes())
         searched = not Path(source).expanduser().is_file()  # a folder or a glob
         return [SourceRef(label=f, kind="file", path=f, limit=limit, from_folder=searched) for f in files], problems
     if isinstance(source, dict):
@@ -356,7 +392,7 @@ def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
         return [SourceRef(label="<bytes>", kind="bytes", data=data, limit=limit)], []
     if isinstance(source, (list, tuple)):
         if source and all(isinstance(s, (bytes, bytearray, memoryview)) for s in source):
-            if not any(bytes(s[:4]) == _container.MAGIC or bytes(s[:2]) == _GZIP_MAGIC for s in source):
+            if not any(bytes(s[:4]) in (_container.MAGIC, b"PAR1") or bytes(s[:2]) == _GZIP_MAGIC for s in source):
                 return [SourceRef(label="<messages>", kind="wire", messages=[bytes(s) for s in source])], []
         refs, problems = [], []
         for k, s in enumerate(source):
@@ -1286,6 +1322,10 @@ def read_alerts(source, *, format=None, columns=None, errors="raise", cutouts=Tr
             if route[0] == "avro":
                 avro.append((k, ref))
             else:
+                ref.fmt = route[1].name
+                if ref.kind == "file":
+                    st = os.stat(ref.path)
+                    ref.stat = (st.st_size, st.st_mtime_ns)
                 tables.append((k, ref, route[1]))
         units = reader.make_units([r for _, r in avro], keys=[k for k, _ in avro])
         parts = reader.make_parts(units)

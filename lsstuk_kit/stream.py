@@ -42,10 +42,13 @@ Install with ``pip install "lsstuk_kit[kafka]"`` (confluent-kafka).
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["kafka_config", "redacted", "encode_messages", "write_kafka", "stream_alerts", "read_kafka",
            "publish_digest", "LocalBroker", "BrokerUnavailableError", "DeadLetter"]
@@ -177,8 +180,45 @@ def _schema_id(version):
     return int(m.group(1)) * 100 + int(m.group(2))
 
 
-def encode_messages(batch):
-    """Wire-format messages for a batch's alerts: ``[(key, value, timestamp_ms), ...]``, in batch order."""
+def _timestamps_ms(batch):
+    mjd = batch.sources["midpointMjdTai"].to_numpy(float)
+    return np.rint((np.nan_to_num(mjd, nan=40587.0) - 40587.0) * 86400e3).astype(np.int64)  # MJD -> Unix ms
+
+
+def encode_messages(batch, format="avro", *, kind="full"):  # noqa: A002 - read_alerts' name
+    """Messages for a batch's alerts: ``[(key, value, timestamp_ms), ...]``, in batch order.
+
+    Parameters
+    ----------
+    batch : AlertBatch
+    format : {"avro", "lasair-json", "fink-parquet"}
+        ``"avro"``: Rubin's Confluent wire format (the official schema of each
+        alert's version). ``"lasair-json"``: one Lasair filter-stream JSON message
+        per alert (``kind`` "attributes", "lite" or "full", as Lasair's docs
+        describe). ``"fink-parquet"``: one Fink-style Parquet table per alert.
+        Every kind is read back by :func:`~lsstuk_kit.read_alerts`.
+    kind : str
+        The Lasair message kind.
+    """
+    if format == "lasair-json":
+        from .formats.lasair_json import to_lasair_messages
+
+        msgs = to_lasair_messages(batch, kind=kind)
+        keys = batch.sources["diaObjectId"].astype(str).to_numpy()
+        return [(str(k).encode(), json.dumps(m, allow_nan=False).encode(), int(t))
+                for k, m, t in zip(keys, msgs, _timestamps_ms(batch))]
+    if format == "fink-parquet":
+        from .formats.fink_parquet import write_fink_parquet
+
+        out = []
+        keys = batch.sources["diaObjectId"].astype(str).to_numpy()
+        for i, (k, t) in enumerate(zip(keys, _timestamps_ms(batch))):
+            buf = io.BytesIO()
+            write_fink_parquet(batch[i:i + 1], buf)
+            out.append((str(k).encode(), buf.getvalue(), int(t)))
+        return out
+    if format != "avro":
+        raise ValueError(f"format must be 'avro', 'lasair-json' or 'fink-parquet', not {format!r}")
     import fastavro
 
     from .schema import load_rubin_schema, pack_wire, version_from_schema_id
@@ -214,13 +254,16 @@ def _batches(source):
             yield item
 
 
-def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=30.0, **settings) -> int:
+def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=30.0, format="avro",  # noqa: A002
+                kind="full", **settings) -> int:
     """Produce alerts to ``topic``; return the number delivered.
 
     Parameters
     ----------
     batches : AlertBatch, iterable of AlertBatch, or replay(...)
     topic : str
+    format : {"avro", "lasair-json", "fink-parquet"}
+        How each alert is sent (:func:`encode_messages`); ``kind`` picks the Lasair message kind.
     bootstrap_servers : str, optional
         ``host:port[,host:port]`` (else from the environment).
     config : str or path, optional
@@ -249,7 +292,7 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
 
     sent = 0
     for batch in _batches(batches):
-        for key, value, ts in encode_messages(batch):
+        for key, value, ts in encode_messages(batch, format, kind=kind):
             while True:
                 try:
                     producer.produce(topic, value=value, key=key, timestamp=ts, on_delivery=report)
@@ -266,9 +309,15 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
     return delivered[0]
 
 
-def publish_digest(batch, topic, bootstrap_servers=None, **kwargs) -> int:
-    """Send the alerts of a (filtered) batch to a digest topic: the "interesting objects" stream."""
-    return write_kafka(batch, topic, bootstrap_servers, **kwargs)
+def publish_digest(batch, topic, bootstrap_servers=None, *, format="avro", kind="full", **kwargs) -> int:  # noqa: A002
+    """Send the alerts of a (filtered) batch to a digest topic: the "interesting objects" stream.
+
+    ``format="lasair-json"`` sends Lasair-style JSON messages (``kind`` "attributes",
+    "lite" or "full"), ``format="fink-parquet"`` one Fink-style Parquet table per
+    alert, ``"avro"`` (default) Rubin's wire format. A consumer reads any of them
+    back with ``read_alerts([msg.value() for msg in messages])``.
+    """
+    return write_kafka(batch, topic, bootstrap_servers, format=format, kind=kind, **kwargs)
 
 
 def _start_offsets(consumer, topic, start, timeout):

@@ -153,6 +153,9 @@ class FormatSpec:
     survey, broker : what the rows are marked with.
     priority : breaks ties when several formats claim an input (higher wins).
     example : one line showing how to read it.
+    records : ``(path_or_bytes, wanted) -> iterator of (index, dict)``: raw records again by
+        their index in the source (for ``cutouts()`` of a batch read with ``cutouts=False``,
+        iteration, ``to_avro``); ``None``: the records are the source's JSON messages, if any.
     """
 
     name: str
@@ -164,6 +167,7 @@ class FormatSpec:
     broker: str | None = None
     priority: int = 0
     example: str = ""
+    records: Callable | None = None
 
 
 _REGISTRY: dict[str, FormatSpec] = {}

@@ -22,6 +22,9 @@ BAND_COLORS = {
     "i": "#cc79a7",
     "z": "#7f3c8d",
     "y": "#4d4d4d",
+    # ATLAS's wide filters (not Rubin bands: kept out of BANDS)
+    "c": "#17becf",
+    "o": "#e69f00",
 }
 
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
@@ -32,6 +35,8 @@ RELIABILITY_SOURCES = {
     "reliability": "Rubin diaSource.reliability (schema 5.0 on; a probability from 8.0 on)",
     "drb": "ZTF deep-learning real/bogus score (schema 3.3 on, with a drbversion)",
     "rb": "ZTF random-forest real/bogus score (where no drb was computed)",
+    "realbogus_factor": "ATLAS (QUB) pixel-based real/bogus score, 0-1, 1 = real",
+    "atlas_rb": "ALeRCE ATLAS-stream rb (their writer puts 0.0 everywhere: read as missing)",
 }
 
 
