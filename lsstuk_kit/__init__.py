@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import digest, filters, formats, sql
+from . import digest, filters, formats, lasair, sql
 from .batch import AlertBatch
 from .cutouts import Cutouts
 from .errors import AlertFormatError, ModelFileError, SkippedRecord, UntrustedModelError
@@ -38,6 +38,7 @@ __all__ = [
     "sql",
     "digest",
     "formats",
+    "lasair",
 ]
 
 __version__ = "0.1.0"
