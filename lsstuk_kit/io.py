@@ -873,6 +873,8 @@ class _Reader:
                 return None  # a file beside the alerts that is not alerts (e.g. a truth table)
             if ref.kind == "bytes" and sniff.obj is None:
                 return "avro", None  # bytes that are not JSON: the container reader says what is wrong
+            if self.errors_mode == "raise":
+                raise
             self.fail(exc.reason, ref.label)
             return None
         return ("avro", None) if spec.read is None else ("table", spec)
