@@ -489,3 +489,22 @@ def test_own_filters_run_on_real_and_sample(batch, real_batch, name):
         res = _quiet(b, lasair(name))
         assert res.report["alerts"] > 0 and res.alerts["alertMjdTai"].is_monotonic_increasing
         assert len(res.messages) == len(res.alerts)
+
+
+def test_filter_over_real_rubin_alerts_as_fink_stores_them(real_alerts):
+    """The same filter over the 27 real Rubin alerts of the Fink Parquet file (deep-drilling fields)."""
+    fink = lk.read_alerts(real_alerts / "fink" / "fink_rubin_test_data_10_0.parquet")
+    per = objects_per_alert(fink)
+    with_object = fink.sources["diaObjectId"].isin(fink.objects.index)
+    assert len(per) == int(with_object.sum()) > 0
+    # every alert is counted once, in time order; the detections counted match the history carried
+    res = _quiet(fink, LasairFilter("objects.diaObjectId, objects.nDiaSources, objects.lastDiaSourceMjdTai",
+                                    "objects.nDiaSources >= 2"))
+    assert res.report["alerts"] + res.report["alerts_without_object"] == len(fink)
+    assert res.alerts["alertMjdTai"].is_monotonic_increasing
+    h = fink.history
+    ndet = h[(h["kind"] == "detection") & h["psfFlux"].notna()].groupby("diaObjectId").size()
+    passed = {m["diaObjectId"] for m in res.messages}
+    assert passed and passed <= set(ndet.index[ndet >= 2])
+    for m in res.messages:  # the time in each message is that alert's, never a later one
+        assert m["lastDiaSourceMjdTai"] <= fink.sources["midpointMjdTai"].max() + 1e-9

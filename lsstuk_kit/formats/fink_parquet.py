@@ -715,7 +715,7 @@ def write_fink_parquet(batch, path, *, compression="snappy", row_group_size=None
         Rubin alerts (``survey == "lsst"``). ZTF batches are refused: the ZTF mapping
         keeps only mapped columns of ``prv_candidates``, so a faithful ZTF row
         cannot be rebuilt.
-    path : str or path
+    path : str, path or writable file object
         Output file.
     compression : str
         Parquet codec (``"snappy"``, as Spark writes Fink's files; ``"zstd"``, ...).
@@ -832,6 +832,9 @@ def write_fink_parquet(batch, path, *, compression="snappy", row_group_size=None
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             cols[c] = pa.Array.from_pandas(src[c].astype("string"))
     table = pa.table({k: v for k, v in cols.items() if v is not None})
+    if hasattr(path, "write"):  # a file object (e.g. BytesIO for a Kafka message)
+        pq.write_table(table, path, compression=compression, row_group_size=row_group_size)
+        return path
     pq.write_table(table, str(path), compression=compression, row_group_size=row_group_size)
     return str(path)
 
