@@ -166,6 +166,8 @@ class AlertBatch:
                         key = key + ["_flux_key"]
                 h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
                 h = h.drop(columns=["_flux_key"], errors="ignore")
+                if "psfFlux" in h and ids:
+                    h = _drop_idless_repeats(h, ids)
             order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
             h = h.sort_values(order, kind="stable").drop(columns="_alert").reset_index(drop=True)
             self._cache["history"] = h
@@ -195,6 +197,31 @@ class AlertBatch:
         """Skipped records (file, record, field, reason); empty when nothing was skipped."""
         rows = [e.__dict__ for e in self._store.errors]
         return pd.DataFrame(rows, columns=["file", "record", "field", "reason"])
+
+    def alert_objects(self) -> pd.DataFrame:
+        """The object summary each alert carried, one row per alert in ``sources`` order.
+
+        ``objects`` keeps each object's latest summary; this keeps every alert's own
+        (as it stood at that alert), e.g. for writing alerts out again. Indexed by
+        ``diaSourceId``; a row is all missing where an alert carried no object.
+
+        Examples
+        --------
+        >>> from lsstuk_kit import load_sample
+        >>> batch = load_sample()
+        >>> own = batch.alert_objects()
+        >>> bool((own.index == batch.sources.index).all())
+        True
+        >>> bool((own["diaObjectId"] == batch.sources["diaObjectId"]).all())
+        True
+        """
+        o = self._store.objects
+        if len(o.columns) == 0 or "_alert" not in o:
+            return pd.DataFrame(index=self.sources.index)
+        o = o.drop_duplicates("_alert", keep="last").set_index("_alert")
+        out = o.reindex(self._pos)
+        out.index = self.sources.index
+        return out
 
     def lightcurve(self, diaObjectId) -> pd.DataFrame:
         """History rows of one object, in time order.
@@ -446,6 +473,22 @@ class AlertBatch:
         return (f"AlertBatch({len(s)} alerts of {s['diaObjectId'].nunique()} objects, "
                 f"{len(self.history)} history rows, survey={surveys}, "
                 f"MJD {s['midpointMjdTai'].min():.3f}-{s['midpointMjdTai'].max():.3f})")
+
+
+def _drop_idless_repeats(h, ids):
+    """Drop rows with no id that repeat a row with one (same object, kind, time, band and flux).
+
+    A light curve read once without ids (e.g. Lasair's lite kind) and once with them
+    (the full kind) is one set of measurements, kept with its ids.
+    """
+    no_id = h[ids].isna().all(axis=1).to_numpy()
+    if not no_id.any() or no_id.all():
+        return h
+    cols = [c for c in ("diaObjectId", "kind", "midpointMjdTai", "band", "psfFlux") if c in h]
+    keyed = h[cols].astype({"kind": str}) if "kind" in cols else h[cols]
+    seen = pd.MultiIndex.from_frame(keyed[~no_id])
+    repeat = no_id & pd.MultiIndex.from_frame(keyed).isin(seen)
+    return h[~repeat] if repeat.any() else h
 
 
 def _raw_cutout(rec, name):

@@ -56,7 +56,9 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     det = lc[lc["kind"] == "detection"]
     t0 = float(det["midpointMjdTai"].min()) if len(det) else float(lc["midpointMjdTai"].min())
     tcol = lc["midpointMjdTai"] - (t0 if time == "days" else 0.0)
-    for band in [b for b in BANDS if b in set(lc["band"].astype(str))]:
+    present = set(lc["band"].dropna().astype(str))
+    order = list(BANDS) + [b for b in BAND_COLORS if b not in BANDS]  # Rubin's, then e.g. ATLAS c and o
+    for band in [b for b in order if b in present] + sorted(present - set(order)):
         colour = BAND_COLORS.get(band, "k")
         sel = lc["band"].astype(str) == band
         for kind in ("detection", "forced", "upper_limit"):

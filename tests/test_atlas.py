@@ -421,3 +421,21 @@ def test_ddc_to_rubin_alerts_round_trip(ddc_files, tmp_path):
     oid, ndet = int(o["atlas_object_id"].to_numpy()[best]), int(o["ndet"].to_numpy()[best])
     lc = batch.lightcurve(oid)
     assert ndet == 4 and len(lc[lc["kind"] == "detection"]) == ndet
+
+
+def test_atlas_light_curve_plots_its_own_bands(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lsstuk_kit.lightcurves import plot_lightcurve
+    from lsstuk_kit.surveys.common import BAND_COLORS
+
+    alerts = atlas.example_alerts(6, seed=4, cutouts=False)
+    for a in alerts:  # one object seen in both filters
+        a["objectId"] = alerts[0]["objectId"]
+    batch = _read_or_skip(atlas.write_atlas_alerts(tmp_path / "lc.avro", alerts))
+    oid = batch.sources["diaObjectId"].iloc[0]
+    ax = plot_lightcurve(batch, oid, unit="flux")
+    colours = {matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
+    wanted = {BAND_COLORS[b] for b in set(batch.sources["band"])}
+    assert wanted <= colours and len(wanted) == 2

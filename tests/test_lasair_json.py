@@ -457,3 +457,40 @@ def test_through_read_alerts(batch):
     assert got.sources.index.tolist() == batch[:10].sources.index.tolist()
     auto = lk.read_alerts(DATA / "kafka_attributes_real.jsonl")
     assert len(auto) == 10 and auto.sources["diaObjectId"].nunique() == 10
+
+
+def test_full_messages_carry_each_alerts_own_diaobject():
+    """An earlier alert of an object is sent with the diaObject as it stood then, never a later one."""
+    import lsstuk_kit as lk
+    from lsstuk_kit.formats.lasair_json import to_lasair_messages
+
+    batch = lk.load_sample()
+    counts = batch.sources["diaObjectId"].value_counts()
+    oid = counts.index[counts >= 2][0]
+    alerts = batch[batch.sources["diaObjectId"] == oid]
+    msgs = to_lasair_messages(alerts, kind="full")
+    own = alerts.alert_objects()
+    n_sent = [m["alert"]["diaObject"]["nDiaSources"] for m in msgs]
+    assert n_sent == own["nDiaSources"].astype(int).tolist()
+    assert len(set(n_sent)) > 1  # the object grew between its alerts
+    for m, t in zip(msgs, alerts.sources["midpointMjdTai"]):
+        assert m["alert"]["diaObject"]["validityStartMjdTai"] <= t + 1e-9
+
+
+def test_lite_and_full_messages_of_one_object_give_one_light_curve():
+    import lsstuk_kit as lk
+    from lsstuk_kit.formats.lasair_json import to_lasair_messages
+
+    batch = lk.load_sample()
+    counts = batch.sources["diaObjectId"].value_counts()
+    oid = counts.index[counts >= 2][0]
+    alerts = batch[batch.sources["diaObjectId"] == oid]
+    full = to_lasair_messages(alerts, kind="full")
+    lite = to_lasair_messages(alerts, kind="lite")
+    both = lk.read_alerts(lite[:1] + full[1:])
+    lc = both.lightcurve(oid)
+    ref = alerts.lightcurve(oid)
+    ref = ref[ref["kind"].isin(["detection", "forced"])]
+    assert len(lc) == len(ref)
+    np.testing.assert_allclose(np.sort(lc["psfFlux"].to_numpy(float)), np.sort(ref["psfFlux"].to_numpy(float)),
+                               rtol=1e-6)

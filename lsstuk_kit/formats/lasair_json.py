@@ -971,14 +971,15 @@ def to_lasair_messages(batch, kind="attributes", attributes=None, utc=None) -> l
     kinds = hist["kind"].astype(str).to_numpy() if "kind" in hist else np.array([], dtype=str)
     alerts = [{} for _ in range(n)]
     if kind == "full":
-        objs = batch.objects
-        if len(objs):
-            o = objs.reset_index()
+        # each alert's own diaObject (as it stood at that alert), as Lasair sends it
+        objs = batch.alert_objects()
+        if len(objs.columns):
+            o = objs.reset_index(drop=True)
             o = o[[c for c in o.columns if c not in _DERIVED and not str(c).startswith("lasair_")]]
             recs = _json_columns(_lasair_names(o))
-            pos = pd.Index(o["diaObjectId"]).get_indexer(pd.Index(ids))
-            for a, p in zip(alerts, pos):
-                a["diaObject"] = recs[p] if p >= 0 else None
+            carried = o["diaObjectId"].notna().to_numpy() if "diaObjectId" in o else np.zeros(len(o), bool)
+            for a, rec, has in zip(alerts, recs, carried):
+                a["diaObject"] = rec if has else None
         else:
             for a in alerts:
                 a["diaObject"] = None
