@@ -280,16 +280,8 @@ def _ebv_per_alert(ebv, ra, dec):
 
 def _diaobject_rows(batch, alert_pos):
     """The diaObject row each alert carried (NaN rows where none), aligned with ``alert_pos`` (batch positions)."""
-    store = batch._store
-    objs = store.objects
     cols = [c for c in DIAOBJECT_COLUMNS if c != "decl"] + ["dec"]
-    if len(objs) and "_alert" in objs:
-        store_pos = batch._pos[alert_pos]
-        table = objs.drop_duplicates("_alert", keep="last").set_index("_alert")
-        rows = table.reindex(store_pos)
-        rows.index = pd.RangeIndex(len(rows))
-    else:
-        rows = pd.DataFrame(index=pd.RangeIndex(len(alert_pos)))
+    rows = batch.alert_objects().iloc[np.asarray(alert_pos, np.int64)].reset_index(drop=True)
     return rows.reindex(columns=[c for c in cols if c in rows.columns])
 
 
