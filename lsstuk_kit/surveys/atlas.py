@@ -64,10 +64,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._duck import quote
-from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
+from ._avrotypes import arrow_to_pandas
 from .common import mag_to_flux, pick_score
-from .lsst import quote_str
 
 __all__ = ["REQUIRED", "CUTOUTS", "CORE", "ML_SCORES", "ALERCE_NAMES", "build_query", "to_frames",
            "map_detections", "detection_id", "exposure_code", "atlas_object_id", "ml_reliability", "schema",
@@ -311,28 +309,9 @@ def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
     Columns: ``a:`` top-level scalars, ``s:`` candidate fields, ``h:prv_candidates`` (qub2018
     layout), ``c:<cutout field>`` stamp bytes.
     """
-    names = collect_names(schema)
-    sel = []
-    for f in schema["fields"]:
-        name = f["name"]
-        q = quote(name)
-        kind, _ = resolve(f["type"], names)
-        if name == "candidate":
-            for sub in record_fields(f["type"], names):
-                sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
-        elif name == "prv_candidates":
-            sel.append(f"{q} AS {quote('h:' + name)}")
-        elif name in _ALL_CUTOUTS.values():
-            if cutouts:
-                sel.append(f"{q}.{quote('stampData')} AS {quote('c:' + name)}")
-        elif kind == "scalar":
-            sel.append(f"{q} AS {quote('a:' + name)}")
-        elif kind == "record":
-            for sub in record_fields(f["type"], names):
-                if resolve(sub["type"], names)[0] == "scalar":
-                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('a:' + name + '_' + sub['name'])}")
-    files = ", ".join(quote_str(p) for p in paths)
-    return f"SELECT {', '.join(sel)} FROM read_avro([{files}])"
+    from .ztf import candidate_query
+
+    return candidate_query(schema, paths, ("prv_candidates",), _ALL_CUTOUTS.values(), cutouts)
 
 
 def _strip(table, prefix):

@@ -122,7 +122,18 @@ SCORE_VERSION = {"drb": "drbversion"}
 
 def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
     """SQL selecting a ZTF container's fields (ZTF alerts are light: no projection)."""
+    return candidate_query(schema, paths, _HISTORY, CUTOUTS.values(), cutouts)
+
+
+def candidate_query(schema: dict, paths, history, cutout_fields, cutouts=True) -> str:
+    """SQL over an alert of ZTF's layout (a ``candidate`` record; ATLAS shares it).
+
+    Columns: ``a:`` top-level scalars and scalar fields of other records (``<record>_<field>``),
+    ``s:`` candidate fields, ``h:<list>`` for the ``history`` lists, ``c:<field>`` the
+    ``stampData`` of the ``cutout_fields``.
+    """
     names = collect_names(schema)
+    cutout_fields = set(cutout_fields)
     sel = []
     for f in schema["fields"]:
         name = f["name"]
@@ -131,9 +142,9 @@ def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
         if name == "candidate":
             for sub in record_fields(f["type"], names):
                 sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
-        elif name in _HISTORY:
+        elif name in history:
             sel.append(f"{q} AS {quote('h:' + name)}")
-        elif name in CUTOUTS.values():
+        elif name in cutout_fields:
             if cutouts:
                 sel.append(f"{q}.{quote('stampData')} AS {quote('c:' + name)}")
         elif kind == "scalar":
