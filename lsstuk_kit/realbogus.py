@@ -17,12 +17,18 @@
 - :func:`default_model` trains deterministically on first use and caches it, with
   its SHA-256 recorded and checked before each load;
   :func:`score_batch` scores an AlertBatch.
+- Real stamps: :func:`real_stamp_set` labels real alerts by the survey's own score
+  (ZTF ``drb``, Rubin ``reliability``); :func:`evaluate_with_intervals` gives the metrics
+  with bootstrap intervals over objects; :func:`compare_models` scores the
+  simulation-trained, real-trained and combined models on the same real alerts, split by
+  object; :func:`threshold_sensitivity` shows how the figures move with the thresholds.
 
 Stamps are 30x30; larger ones (ZTF 63x63) are cut to their central 30x30.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -35,7 +41,9 @@ from .errors import ModelFileError, UntrustedModelError
 
 __all__ = ["make_training_set", "StampFeatures", "NormalisedPixels", "make_model", "evaluate", "plot_roc",
            "plot_precision_recall", "plot_breakdown", "save_model", "load_model", "default_model",
-           "score_batch", "batch_stamps", "TRUSTED", "ModelFileError", "UntrustedModelError"]
+           "score_batch", "batch_stamps", "TRUSTED", "ModelFileError", "UntrustedModelError",
+           "real_stamp_set", "RealStampSet", "evaluate_with_intervals", "grouped_folds", "compare_models",
+           "threshold_sensitivity", "format_table", "plot_real_roc", "LABEL_SOURCES", "THRESHOLDS"]
 
 SIZE = 30
 
@@ -403,10 +411,26 @@ def _write_atomic(path, data: bytes):
     os.replace(tmp, path)
 
 
+def _code_tag():
+    """A short hash of the code a trained model depends on (the stamp simulator and this module).
+
+    It is part of the cached model's file name, so changing the simulator or the features
+    retrains the default model instead of silently reusing one trained on the old stamps.
+    """
+    from .simulate import stamps
+
+    h = hashlib.sha256()
+    for f in (Path(stamps.__file__), Path(__file__)):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def default_model(n=20_000, seed=0, retrain=False):
     """The default feature model: trained deterministically on first use (seconds) and cached.
 
-    The cache folder is ``$LSSTUK_KIT_CACHE`` (default ``~/.cache/lsstuk_kit``).
+    The cache folder is ``$LSSTUK_KIT_CACHE`` (default ``~/.cache/lsstuk_kit``); the file
+    name carries a hash of the stamp simulator's and this module's source, so a changed
+    simulator retrains it.
     Next to the model file, a JSON file records its SHA-256 when it is built; a
     cached file whose hash does not match (replaced, corrupted, or made by an
     older kit without the record) is rebuilt, with a warning. The cached file is
@@ -434,7 +458,8 @@ def default_model(n=20_000, seed=0, retrain=False):
 
     from . import __version__
 
-    path = _cache_dir() / f"realbogus-features-{__version__}-sk{sklearn.__version__}-n{n}-s{seed}.skops"
+    path = (_cache_dir() / f"realbogus-features-{__version__}-sk{sklearn.__version__}-n{n}-s{seed}"
+                           f"-{_code_tag()}.skops")
     record = _sidecar(path)
     if path.is_file() and not retrain:
         try:
@@ -457,17 +482,40 @@ def default_model(n=20_000, seed=0, retrain=False):
     return model
 
 
-def batch_stamps(batch):
-    """The (n, 3, 30, 30) triplet stack of a batch (ZTF stamps cut to their central 30x30)."""
-    from .cutouts import fast_stack, stack_cutouts
+def _fit_stamp(img):
+    """One stamp as a SIZE x SIZE float32 image: larger ones cut to their centre, smaller ones NaN-padded."""
+    out = np.full((SIZE, SIZE), np.nan, np.float32)
+    if img is None:
+        return out
+    img = np.asarray(img, np.float32)
+    if img.ndim != 2:
+        return out
+    img = _centre(img) if min(img.shape) >= SIZE else img
+    ny, nx = min(img.shape[0], SIZE), min(img.shape[1], SIZE)
+    y0, x0 = (SIZE - ny) // 2, (SIZE - nx) // 2
+    out[y0:y0 + ny, x0:x0 + nx] = img[:ny, :nx]
+    return out
 
-    stacks = []
-    for which in ("science", "template", "difference"):
-        st = fast_stack(batch, which)  # one vectorised decode where the stamps share a layout
-        if st is None:
-            st = stack_cutouts(batch, which)[1]
-        stacks.append(_centre(st))
-    return np.stack(stacks, axis=1)
+
+def batch_stamps(batch):
+    """The (n, 3, 30, 30) triplet stack of a batch (science, template, difference).
+
+    ZTF stamps (63x63) are cut to their central 30x30. A batch mixing layouts
+    (e.g. Rubin 30x30 and ZTF 63x63 read from one folder) is decoded alert by
+    alert, each stamp cut to its own centre; missing stamps are NaN.
+    """
+    from .cutouts import fast_stack
+
+    whiches = ("science", "template", "difference")
+    stacks = [fast_stack(batch, which) for which in whiches]  # one vectorised decode where the layouts agree
+    if all(st is not None and min(st.shape[-2:]) >= SIZE for st in stacks):
+        return np.stack([_centre(st) for st in stacks], axis=1)
+    out = np.empty((len(batch), 3, SIZE, SIZE), np.float32)
+    for k, sid in enumerate(batch.sources.index):  # gzip FITS stamps of varying length: no columnar decode
+        c = batch.cutouts(sid)
+        for j, which in enumerate(whiches):
+            out[k, j] = _fit_stamp(c[which])
+    return out
 
 
 def score_batch(batch, model=None):
@@ -484,3 +532,533 @@ def score_batch(batch, model=None):
         return pd.Series(np.zeros(0), index=batch.sources.index, name="realbogus")
     X = batch_stamps(batch)
     return pd.Series(model.predict_proba(X)[:, 1], index=batch.sources.index, name="realbogus")
+
+
+# ------------------------------------------------------------------------ real stamps
+#: Which score labels each survey's real alerts (``reliabilitySource`` as the readers set it): ZTF's
+#: ``drb`` (braai, the deep real/bogus score; Duev et al. 2019, MNRAS 489, 3582) and Rubin's own
+#: ``reliability``. ZTF's older random-forest ``rb`` (Mahabal et al. 2019, PASP 131, 038002) is not used.
+LABEL_SOURCES = {"ztf": "drb", "lsst": "reliability"}
+
+#: Label thresholds shown by :func:`threshold_sensitivity` (``(real_at, bogus_at)``).
+THRESHOLDS = ((0.8, 0.2), (0.9, 0.1), (0.95, 0.05))
+
+
+class RealStampSet(tuple):
+    """A labelled set of real stamps: ``X, y, groups, meta = real_stamp_set(batch)``.
+
+    Attributes
+    ----------
+    X : ndarray (n, 3, 30, 30) float32
+        science, template, difference (the triplets the model eats).
+    y : ndarray (n,) int
+        1 real, 0 bogus.
+    groups : ndarray (n,)
+        ``diaObjectId``: split and resample by it, never by alert.
+    meta : DataFrame
+        One row per alert (index ``diaSourceId``): ``diaObjectId``, ``survey``, ``broker``, ``band``,
+        ``score`` (the label's score), ``labelSource``, ``snr``, ``real``. ``meta.attrs`` holds
+        ``real_at``, ``bogus_at`` and ``left_out`` (alerts not labelled, by reason).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, X, y, groups, meta):  # noqa: D102
+        return super().__new__(cls, (X, y, groups, meta))
+
+    X = property(lambda self: self[0])
+    y = property(lambda self: self[1])
+    groups = property(lambda self: self[2])
+    meta = property(lambda self: self[3])
+
+    def subset(self, mask):
+        """The alerts where ``mask`` (boolean array or query string on ``meta``) holds."""
+        if isinstance(mask, str):
+            mask = self.meta.eval(mask).to_numpy(bool)
+        mask = np.asarray(mask, bool)
+        meta = self.meta[mask].copy()
+        meta.attrs = dict(self.meta.attrs)
+        return RealStampSet(self.X[mask], self.y[mask], self.groups[mask], meta)
+
+    def counts(self):
+        """Alerts and objects per class, as a one-row-per-survey DataFrame."""
+        m = self.meta
+        rows = []
+        for survey, g in m.groupby("survey", sort=True):
+            rows.append({"survey": survey, "n_real": int(g["real"].sum()), "n_bogus": int((g["real"] == 0).sum()),
+                         "objects_real": g.loc[g["real"] == 1, "diaObjectId"].nunique(),
+                         "objects_bogus": g.loc[g["real"] == 0, "diaObjectId"].nunique(),
+                         "objects": g["diaObjectId"].nunique()})
+        return pd.DataFrame(rows).set_index("survey") if rows else pd.DataFrame()
+
+    def __repr__(self):
+        c = self.counts()
+        parts = [f"{s}: {r.n_real} real / {r.n_bogus} bogus ({r.objects} objects)" for s, r in c.iterrows()]
+        return (f"RealStampSet(real >= {self.meta.attrs.get('real_at')}, bogus <= {self.meta.attrs.get('bogus_at')}; "
+                + "; ".join(parts) + ")")
+
+
+def real_stamp_set(batch, *, real_at=0.9, bogus_at=0.1, score=None, survey=None, stamps=None):
+    """Real alerts labelled real or bogus by their survey's own real/bogus score.
+
+    ZTF alerts are labelled by ``drb`` (braai; Duev et al. 2019) and Rubin alerts by
+    ``reliability``: ``score >= real_at`` is real, ``score <= bogus_at`` bogus, the
+    ambiguous middle is left out. The default 0.9 / 0.1 leaves out only the
+    uncertain tail of a strongly bimodal score (on the 584 real ZTF alerts in
+    ``../shared/real-alerts``, 523 have ``drb >= 0.95`` and 46 lie between 0.1 and 0.9),
+    so a label is wrong only where the survey's own classifier is confidently wrong;
+    :func:`threshold_sensitivity` shows how results move with the thresholds.
+    ZTF alerts with only the older random-forest ``rb`` (``reliabilitySource == "rb"``) are
+    left out by default: ``rb`` is compressed (0.33-0.98 on those 584 alerts, never
+    below 0.1, so the same thresholds would find no bogus) and its rank correlation
+    with ``drb`` there is only 0.51; pass ``score="rb"`` to label by it deliberately.
+
+    The real sets available are small and were selected by brokers' filters (Fink
+    keeps alerts that already passed the survey's real/bogus cut), so they hold few
+    bogus alerts: say so beside any figure made from them.
+
+    Parameters
+    ----------
+    batch : AlertBatch
+        Real alerts with stamps (e.g. ``read_alerts("../shared/real-alerts", errors="skip")``).
+    real_at, bogus_at : float
+        Thresholds, ``0 <= bogus_at <= real_at <= 1``.
+    score : str, array or Series, optional
+        Label every alert by this column (e.g. ``"rb"``) or these values (aligned on
+        ``diaSourceId`` if a Series) instead of :data:`LABEL_SOURCES`.
+    survey : str, optional
+        Keep only this survey (``"ztf"`` or ``"lsst"``).
+    stamps : ndarray (len(batch), 3, 30, 30), optional
+        The batch's stamps if already decoded (:func:`batch_stamps`), to avoid decoding twice.
+
+    Returns
+    -------
+    RealStampSet
+        ``(X, y, groups, meta)``, a tuple with those attributes.
+
+    Raises
+    ------
+    ValueError
+        If the thresholds are out of order or outside [0, 1], the batch lacks the score
+        column, or ``stamps`` does not match the batch.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> batch = lk.load_sample()   # simulated: labelled by its simulated reliability
+    >>> X, y, groups, meta = real_stamp_set(batch)
+    >>> X.shape[1:], bool(set(y) <= {0, 1}), bool((meta["score"][y == 1] >= 0.9).all())
+    ((3, 30, 30), True, True)
+    """
+    if not (0.0 <= bogus_at <= real_at <= 1.0):
+        raise ValueError(f"thresholds must satisfy 0 <= bogus_at <= real_at <= 1; got bogus_at={bogus_at}, "
+                         f"real_at={real_at}")
+    src = batch.sources
+    n = len(src)
+    surv = (src["survey"].astype("string").fillna("unknown") if "survey" in src
+            else pd.Series("unknown", index=src.index, dtype="string"))
+    left_out = {}
+    other = np.zeros(n, bool)
+    if score is None:
+        if "reliability" not in src:
+            raise ValueError("the batch has no 'reliability' column to label alerts by; pass score=")
+        s = pd.to_numeric(src["reliability"], errors="coerce").to_numpy(float)
+        label_src = (src["reliabilitySource"].astype("string") if "reliabilitySource" in src
+                     else pd.Series("reliability", index=src.index, dtype="string"))
+        expected = surv.map(LABEL_SOURCES).fillna("reliability")
+        ok = (label_src == expected).fillna(False).to_numpy(bool)
+        other = ~ok & ~np.isnan(s)
+        if other.any():
+            left_out["other_score_source"] = int(other.sum())  # e.g. ZTF alerts with only rb
+        s = np.where(ok, s, np.nan)
+        label_src = label_src.fillna("none").to_numpy(object)
+    else:
+        if isinstance(score, str):
+            if score not in src:
+                raise ValueError(f"the batch has no column {score!r} to label alerts by")
+            s = pd.to_numeric(src[score], errors="coerce").to_numpy(float)
+            label_src = np.full(n, score, object)
+        else:
+            if isinstance(score, pd.Series):
+                score = score.reindex(src.index)
+            s = np.asarray(score, float)
+            if s.shape != (n,):
+                raise ValueError(f"score has shape {s.shape}; the batch has {n} alerts")
+            label_src = np.full(n, "given", object)
+    keep = np.ones(n, bool)
+    if survey is not None:
+        keep &= (surv == survey).to_numpy(bool)
+    left_out["no_score"] = int((keep & np.isnan(s) & ~other).sum())
+    if "other_score_source" in left_out:
+        left_out["other_score_source"] = int((keep & other).sum())
+    is_real = s >= real_at
+    is_bogus = (s <= bogus_at) & ~is_real
+    left_out["between_thresholds"] = int((keep & ~np.isnan(s) & ~is_real & ~is_bogus).sum())
+    keep &= is_real | is_bogus
+    if stamps is None:
+        X = batch_stamps(batch[keep]) if keep.any() else np.empty((0, 3, SIZE, SIZE), np.float32)
+    else:
+        stamps = np.asarray(stamps)
+        if stamps.shape != (n, 3, SIZE, SIZE):
+            raise ValueError(f"stamps has shape {stamps.shape}; expected ({n}, 3, {SIZE}, {SIZE}) for this batch")
+        X = stamps[keep]
+    X = np.asarray(X, np.float32)
+    has_stamp = np.isfinite(X[:, 2]).any(axis=(1, 2)) if len(X) else np.zeros(0, bool)
+    left_out["no_stamp"] = int((~has_stamp).sum())
+    idx = np.flatnonzero(keep)[has_stamp]
+    X = X[has_stamp]
+    y = is_real[idx].astype(int)
+    groups = (src["diaObjectId"].to_numpy()[idx] if "diaObjectId" in src else src.index.to_numpy()[idx])
+    meta = pd.DataFrame({"diaObjectId": groups, "survey": surv.to_numpy()[idx],
+                         "broker": src["broker"].astype("string").to_numpy()[idx] if "broker" in src else pd.NA,
+                         "band": src["band"].to_numpy()[idx] if "band" in src else pd.NA,
+                         "score": s[idx], "labelSource": label_src[idx],
+                         "snr": pd.to_numeric(src["snr"], errors="coerce").to_numpy(float)[idx] if "snr" in src
+                         else np.nan, "real": y},
+                        index=src.index[idx])
+    meta.attrs = {"real_at": real_at, "bogus_at": bogus_at, "left_out": left_out}
+    return RealStampSet(X, y, groups, meta)
+
+
+def _auc_fast(y, s):
+    """Mann-Whitney AUC (ties count half); NaN without both classes."""
+    from scipy.stats import rankdata
+
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return np.nan
+    r = rankdata(s)
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _point_metrics(y, s, mdr, fpr):
+    real, bog = s[y == 1], s[y == 0]
+    if len(real) == 0 or len(bog) == 0:
+        return np.nan, np.nan, np.nan
+    t_mdr = np.quantile(real, mdr)  # as evaluate() defines them
+    t_fpr = np.quantile(bog, 1 - fpr)
+    return _auc_fast(y, s), float((bog >= t_mdr).mean()), float((real < t_fpr).mean())
+
+
+def evaluate_with_intervals(y, score, groups, n_boot=1000, seed=0, *, mdr=0.01, fpr=0.01, level=0.95):
+    """AUC, FPR at 1 % MDR and MDR at 1 % FPR with bootstrap intervals that resample objects.
+
+    Alerts of one object are not independent (same source, same host, same
+    artefact), so the bootstrap draws whole objects (``groups``) with replacement,
+    separately among objects that hold a bogus alert and those that do not (so each
+    replicate keeps both classes), and recomputes the metrics as :func:`evaluate`
+    defines them. Intervals are percentile intervals.
+
+    Parameters
+    ----------
+    y : array of 0/1
+    score : array of float
+        Higher means more likely real.
+    groups : array
+        Object of each alert (``diaObjectId``).
+    n_boot : int
+    seed : int
+    mdr, fpr : float
+        The missed-detection and false-positive rates the thresholds are set at.
+    level : float
+        Interval coverage.
+
+    Returns
+    -------
+    dict
+        ``auc``, ``auc_lo``, ``auc_hi``, ``fpr_at_mdr`` (+ ``_lo``/``_hi``), ``mdr_at_fpr``
+        (+ ``_lo``/``_hi``), ``n_real``, ``n_bogus`` (alerts), ``objects_real``,
+        ``objects_bogus``, ``n_boot``.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, ``y`` is not 0/1, or a class is missing.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 200); groups = np.arange(400) // 2
+    >>> r = evaluate_with_intervals(y, np.where(y == 1, 0.9, 0.1), groups, n_boot=200)
+    >>> r["auc"], r["auc_lo"], r["fpr_at_mdr"]
+    (1.0, 1.0, 0.0)
+    >>> r = evaluate_with_intervals(y, rng.random(400), groups, n_boot=200)
+    >>> bool(r["auc_lo"] < 0.5 < r["auc_hi"])
+    True
+    """
+    y = np.asarray(y)
+    s = np.asarray(score, float)
+    g = np.asarray(groups)
+    if not (len(y) == len(s) == len(g)):
+        raise ValueError(f"y, score and groups differ in length ({len(y)}, {len(s)}, {len(g)})")
+    if len(y) and not np.isin(y, (0, 1)).all():
+        raise ValueError("y must hold 0 (bogus) and 1 (real) only")
+    y = y.astype(int)
+    if np.isnan(s).any():
+        raise ValueError(f"score holds {int(np.isnan(s).sum())} NaN values")
+    if y.sum() == 0 or y.sum() == len(y):
+        raise ValueError(f"need both real and bogus alerts to evaluate; got {int(y.sum())} real, "
+                         f"{int(len(y) - y.sum())} bogus")
+    auc, f_at_m, m_at_f = _point_metrics(y, s, mdr, fpr)
+    # objects -> alert index ranges, then whole objects drawn per stratum
+    codes, uniq = pd.factorize(g)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(uniq))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has_bogus = np.bincount(codes, weights=(y == 0), minlength=len(uniq)) > 0
+    strata = [np.flatnonzero(has_bogus), np.flatnonzero(~has_bogus)]
+    rng = np.random.default_rng(seed)
+    stats = np.full((n_boot, 3), np.nan)
+    for b in range(n_boot):  # one replicate per pass; everything inside is vectorised
+        drawn = np.concatenate([rng.choice(st, len(st)) for st in strata if len(st)])
+        lens = counts[drawn]
+        offs = np.repeat(starts[drawn] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        idx = order[offs + np.arange(lens.sum())]
+        stats[b] = _point_metrics(y[idx], s[idx], mdr, fpr)
+    lo, hi = np.nanpercentile(stats, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return {"auc": auc, "auc_lo": float(lo[0]), "auc_hi": float(hi[0]),
+            "fpr_at_mdr": f_at_m, "fpr_at_mdr_lo": float(lo[1]), "fpr_at_mdr_hi": float(hi[1]),
+            "mdr_at_fpr": m_at_f, "mdr_at_fpr_lo": float(lo[2]), "mdr_at_fpr_hi": float(hi[2]),
+            "n_real": int(y.sum()), "n_bogus": int(len(y) - y.sum()),
+            "objects_real": int(pd.unique(g[y == 1]).size), "objects_bogus": int(pd.unique(g[y == 0]).size),
+            "n_boot": int(n_boot)}
+
+
+def grouped_folds(real_set, n_splits=5, seed=0):
+    """Cross-validation folds split by object, stratified by class: a list of (train, test) index arrays.
+
+    No object has alerts on both sides of a fold. The number of folds is lowered to
+    the number of objects holding a bogus (or real) alert where that is smaller, so
+    every test fold holds both classes; fewer than 2 such objects gives ``[]``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    X, y, groups, _ = real_set
+    y = np.asarray(y)
+    k = min(n_splits, pd.unique(groups[y == 0]).size, pd.unique(groups[y == 1]).size)
+    if k < 2:
+        return []
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(tr, te) for tr, te in cv.split(np.zeros(len(y)), y, groups)]
+
+
+@functools.lru_cache(maxsize=2)
+def _sim_features(n, seed):
+    X, lab = make_training_set(n, seed=seed)
+    F = StampFeatures().transform(X)
+    F.setflags(write=False)
+    y = lab["real"].to_numpy()
+    y.setflags(write=False)
+    return F, y
+
+
+def _small_real_model():
+    """The real-only learner: few bogus examples, so a regularised linear model on the stamp features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
+
+
+#: Below this many objects in the smaller class, :func:`compare_models` flags its intervals as indicative only.
+FEW_OBJECTS = 5
+
+MODEL_NAMES = {"sim": "(a) simulation-trained", "real": "(b) real only", "sim+real": "(c) simulated + real"}
+
+
+def compare_models(real_set, *, models=("sim", "real", "sim+real"), sim_model=None, n_sim=20_000, sim_seed=0,
+                   n_splits=5, seed=0, n_boot=1000, real_weight=10.0, return_scores=False):
+    """Three real/bogus models scored on the same real alerts, out of fold, split by object.
+
+    (a) ``"sim"``: the simulation-trained model (``sim_model``, default :func:`default_model`),
+    which never saw a real stamp, scores every alert. (b) ``"real"``: trained on real
+    stamps only (a balanced logistic regression on :class:`StampFeatures`: the sets
+    hold a handful of bogus alerts, too few for trees). (c) ``"sim+real"``: the default
+    learner trained on ``n_sim`` simulated triplets plus the real training fold, each
+    real stamp weighted ``real_weight``. (b) and (c) are scored by grouped,
+    class-stratified cross-validation (:func:`grouped_folds`): each alert is scored by
+    a model that saw no alert of its object. Metrics and object-bootstrap intervals
+    come from :func:`evaluate_with_intervals` on the pooled out-of-fold scores, so all
+    three rows describe the same alerts.
+
+    Parameters
+    ----------
+    real_set : RealStampSet or tuple (X, y, groups, meta)
+    models : sequence of {"sim", "real", "sim+real"}
+    sim_model : estimator, optional
+        Fitted pipeline taking (n, 3, 30, 30) stamps. After changing the simulator, pass
+        ``default_model(retrain=True)`` (the cache does not know the simulator changed).
+    n_sim, sim_seed : int
+        Simulated training set of model (c) (:func:`make_training_set`).
+    n_splits, seed : int
+        Folds (lowered where the set has fewer bogus objects) and their shuffle.
+    n_boot : int
+    real_weight : float
+        Sample weight of each real stamp in model (c) (simulated stamps weigh 1).
+    return_scores : bool
+        Also return the scores (DataFrame by ``diaSourceId``, one column per model, NaN where unscored).
+
+    Returns
+    -------
+    DataFrame (or (DataFrame, DataFrame) with ``return_scores``)
+        One row per model: ``model``, ``trained_on``, ``folds``, the counts and the metrics
+        with intervals of :func:`evaluate_with_intervals`, and ``note`` where a metric
+        cannot be computed (e.g. no bogus alert at these thresholds) or rests on fewer than
+        :data:`FEW_OBJECTS` objects of a class.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> rs = real_stamp_set(lk.load_sample(), real_at=0.5, bogus_at=0.5)
+    >>> t = compare_models(rs, models=("real",), n_boot=50)
+    >>> list(t.index), bool(t.loc["real", "auc"] > 0.5)
+    (['real'], True)
+    """
+    from sklearn.base import clone
+
+    X, y, groups, meta = real_set
+    y = np.asarray(y).astype(int)
+    bad = set(models) - set(MODEL_NAMES)
+    if bad:
+        raise ValueError(f"unknown models {sorted(bad)}; choose from {list(MODEL_NAMES)}")
+    index = meta.index if isinstance(meta, pd.DataFrame) else pd.RangeIndex(len(y))
+    scores = pd.DataFrame(np.nan, index=index, columns=list(models))
+    F = StampFeatures().transform(X) if len(X) else np.zeros((0, len(StampFeatures.FEATURE_NAMES)), np.float32)
+    folds = grouped_folds((X, y, groups, meta), n_splits, seed)
+    notes = {}
+    if "sim" in models and len(X):
+        model = default_model() if sim_model is None else sim_model
+        scores["sim"] = model.predict_proba(X)[:, 1]
+    if ("real" in models or "sim+real" in models) and not folds:
+        for m in ("real", "sim+real"):
+            notes[m] = "fewer than 2 objects with a bogus (or real) alert: no grouped cross-validation"
+    if "sim+real" in models and folds:
+        Fs, ys = _sim_features(n_sim, sim_seed)
+        hgb = make_model("features", seed=seed).named_steps["classifier"]
+    for tr, te in folds:
+        if "real" in models:
+            m = _small_real_model().fit(F[tr], y[tr])
+            scores.iloc[te, scores.columns.get_loc("real")] = m.predict_proba(F[te])[:, 1]
+        if "sim+real" in models:
+            w = np.concatenate([np.ones(len(ys)), np.full(len(tr), float(real_weight))])
+            m = clone(hgb).fit(np.concatenate([Fs, F[tr]]), np.concatenate([ys, y[tr]]), sample_weight=w)
+            scores.iloc[te, scores.columns.get_loc("sim+real")] = m.predict_proba(F[te])[:, 1]
+    trained = {"sim": f"simulated ({'default_model()' if sim_model is None else 'given model'})",
+               "real": "real (out of fold)",
+               "sim+real": f"{n_sim:,} simulated + real (out of fold, weight {real_weight:g})"}
+    rows = []
+    for m in models:
+        row = {"model": m, "name": MODEL_NAMES[m], "trained_on": trained[m], "folds": len(folds) if m != "sim" else 0,
+               "n_real": int(y.sum()), "n_bogus": int(len(y) - y.sum()),
+               "objects_real": int(pd.unique(np.asarray(groups)[y == 1]).size),
+               "objects_bogus": int(pd.unique(np.asarray(groups)[y == 0]).size)}
+        s = scores[m].to_numpy()
+        if m in notes:
+            row["note"] = notes[m]
+        elif y.sum() == 0 or y.sum() == len(y):
+            row["note"] = f"only one class ({int(y.sum())} real, {int(len(y) - y.sum())} bogus): no metric"
+        else:
+            row.update(evaluate_with_intervals(y, s, groups, n_boot=n_boot, seed=seed))
+            few = min(row["objects_bogus"], row["objects_real"])
+            row["note"] = (f"only {few} objects in the smaller class: the interval resamples the scores, not the "
+                           "training, and is indicative only" if few < FEW_OBJECTS else "")
+        rows.append(row)
+    cols = ["model", "name", "trained_on", "folds", "n_real", "n_bogus", "objects_real", "objects_bogus",
+            "auc", "auc_lo", "auc_hi", "fpr_at_mdr", "fpr_at_mdr_lo", "fpr_at_mdr_hi",
+            "mdr_at_fpr", "mdr_at_fpr_lo", "mdr_at_fpr_hi", "n_boot", "note"]
+    table = pd.DataFrame(rows).reindex(columns=cols).set_index("model")
+    return (table, scores) if return_scores else table
+
+
+def threshold_sensitivity(batch, thresholds=THRESHOLDS, *, survey=None, models=("sim",), stamps=None, **kwargs):
+    """How the labelled set and the metrics move with the label thresholds.
+
+    Parameters
+    ----------
+    batch : AlertBatch
+    thresholds : sequence of (real_at, bogus_at)
+    survey : str, optional
+    models : sequence
+        Passed to :func:`compare_models` (default: the simulation-trained model only, fast).
+    stamps : ndarray, optional
+        ``batch_stamps(batch)``, decoded once for all thresholds (decoded here if absent).
+    **kwargs
+        More :func:`compare_models` arguments (``n_boot``, ``sim_model``, ...).
+
+    Returns
+    -------
+    DataFrame
+        One row per (thresholds, model), with ``real_at``, ``bogus_at``, ``left_out`` (alerts
+        between the thresholds) and :func:`compare_models`'s columns.
+    """
+    stamps = batch_stamps(batch) if stamps is None else stamps
+    out = []
+    for real_at, bogus_at in thresholds:
+        rs = real_stamp_set(batch, real_at=real_at, bogus_at=bogus_at, survey=survey, stamps=stamps)
+        t = compare_models(rs, models=models, **kwargs).reset_index()
+        t.insert(0, "bogus_at", bogus_at)
+        t.insert(0, "real_at", real_at)
+        t.insert(2, "left_out", rs.meta.attrs["left_out"]["between_thresholds"])
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def format_table(table):
+    """A compact text version of :func:`compare_models` / :func:`threshold_sensitivity` output.
+
+    Each metric as ``value [lo, hi]``, with the counts: alerts (objects) per class.
+    """
+    t = table.reset_index() if "model" not in table.columns else table.copy()
+
+    def fmt(r, k, pct):
+        v = r.get(k)
+        if v is None or pd.isna(v):
+            return "-"
+        f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:.3f}")
+        return f"{f(v)} [{f(r[k + '_lo'])}, {f(r[k + '_hi'])}]"
+
+    rows = []
+    for _, r in t.iterrows():
+        d = {k: r[k] for k in ("real_at", "bogus_at", "left_out") if k in t.columns}
+        d.update({"model": r.get("name", r["model"]),
+                  "real (obj)": f"{r['n_real']} ({r['objects_real']})",
+                  "bogus (obj)": f"{r['n_bogus']} ({r['objects_bogus']})",
+                  "AUC [95%]": fmt(r, "auc", False), "FPR@1%MDR [95%]": fmt(r, "fpr_at_mdr", True),
+                  "MDR@1%FPR [95%]": fmt(r, "mdr_at_fpr", True)})
+        if isinstance(r.get("note"), str) and r["note"]:
+            d["note"] = r["note"]
+        rows.append(d)
+    return pd.DataFrame(rows).fillna("")
+
+
+def plot_real_roc(real_set, scores, table=None, ax=None):
+    """ROC curves (true-positive against false-positive rate) of each model's scores on a real set.
+
+    ``scores`` is :func:`compare_models`'s second output (``return_scores=True``); the
+    legend gives each model's AUC with its interval from ``table`` when given.
+    """
+    from sklearn.metrics import roc_curve
+
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        ax = Figure(figsize=(5, 4.5)).subplots()
+    y = np.asarray(real_set[1]).astype(int)
+    for k, m in enumerate(scores.columns):
+        s = scores[m].to_numpy()
+        ok = ~np.isnan(s)
+        if not ok.any() or len(set(y[ok])) < 2:
+            continue
+        f, t, _ = roc_curve(y[ok], s[ok])
+        label = MODEL_NAMES.get(m, m)
+        if table is not None and m in table.index and pd.notna(table.loc[m, "auc"]):
+            r = table.loc[m]
+            label += f": AUC {r['auc']:.2f} [{r['auc_lo']:.2f}, {r['auc_hi']:.2f}]"
+        ax.step(f, t, where="post", color=f"C{k}", label=label)
+    ax.plot([0, 1], [0, 1], color="0.7", ls=":", lw=1)
+    ax.set_xlabel("false-positive rate (bogus kept)")
+    ax.set_ylabel("true-positive rate (real kept)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
