@@ -11,7 +11,13 @@ converter on a long-observed patch of sky, alerts of the last night.
 Baseline, in the same process: fastavro writing the same alerts from dicts
 (decoded back from the written files), to show what the columnar encoder saves.
 
-    python benchmarks/bench_simulate.py [--scale 4] [--nights 7] [--out DIR]
+Case 3 (issue 13, realism): the bundled sample night regenerated (time), then
+measured beside the real Rubin alerts in ../shared/real-alerts (7 + 27, selected
+by a broker's filters) with :func:`lsstuk_kit.simulate.realism.compare_with_real`:
+one row per check, simulated and real figures with their sample sizes, target,
+pass/fail. Skipped with a note where ../shared is absent.
+
+    python benchmarks/bench_simulate.py [--scale 4] [--nights 7] [--out DIR] [--realism-only]
 """
 
 from __future__ import annotations
@@ -72,15 +78,48 @@ def fastavro_baseline(out, index, limit=2000):
     return len(recs) / dt
 
 
+def realism(tmp):
+    from pathlib import Path
+
+    import pandas as pd
+
+    import lsstuk_kit as lk
+    from lsstuk_kit.simulate import write_sample
+    from lsstuk_kit.simulate.realism import compare_with_real
+
+    out = os.path.join(tmp, "sample")
+    t = time.perf_counter()
+    index = write_sample(out)
+    print(f"sample night regenerated: {int(index['n_alerts'].sum())} alerts in {time.perf_counter() - t:.1f} s")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "real-alerts"
+    if not shared.is_dir():
+        print(f"realism: {shared} is absent; skipped")
+        return
+    real = lk.AlertBatch.concat([lk.read_alerts(shared / "lsst" / "part-2-918301.avro"),
+                                 lk.read_alerts(shared / "fink" / "fink_rubin_test_data_10_0.parquet")])
+    sim = lk.read_alerts(os.path.join(out, "alerts"))
+    truth = pd.read_parquet(os.path.join(out, "truth.parquet")).set_index("diaSourceId")
+    t = time.perf_counter()
+    table = compare_with_real(sim, real, truth=truth)
+    print(f"realism checks in {time.perf_counter() - t:.1f} s (real Rubin alerts: {len(real)}, "
+          f"selected by a broker's filters)")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.3g}".format):
+        print(table.drop(columns=["note"]).to_string(index=False))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=7.2)
+    ap.add_argument("--scale", type=float, default=10.0)
     ap.add_argument("--nights", type=int, default=7)
     ap.add_argument("--out", default=None, help="keep the output here (default: a temporary folder)")
     ap.add_argument("--skip-heavy", action="store_true")
+    ap.add_argument("--realism-only", action="store_true", help="only case 3 (the sample beside real alerts)")
     args = ap.parse_args(argv)
     tmp = args.out or tempfile.mkdtemp(prefix="bench_sim_")
     try:
+        realism(tmp)
+        if args.realism_only:
+            return
         n, t_write, index = run(os.path.join(tmp, "wide"), "whole sky", nights=args.nights, seed=1, scale=args.scale,
                                 alert_nights=1)
         base = fastavro_baseline(os.path.join(tmp, "wide"), index)

@@ -582,7 +582,22 @@ def _source_columns(d, fields):
     pos_err = 0.05 / 3600.0 + np.zeros(n)
     cols["raErr"] = pos_err
     cols["decErr"] = pos_err
+    # survey columns already named like diaSource fields (e.g. the simulator's pixel flags, moments,
+    # template/science fluxes, isNegative) pass through, overriding the defaults above
+    for name in fields:
+        if name in _SET_FROM_MAPPING or name not in d.columns:
+            continue
+        v = d[name].to_numpy()
+        if v.dtype.kind == "f":
+            nan = np.isnan(v)
+            v = np.ma.MaskedArray(np.nan_to_num(v), nan) if nan.any() else v
+        cols[name] = v
     return {k: v for k, v in cols.items() if k in fields}
+
+
+#: diaSource fields set from the mapping table above (never overridden by a same-named column)
+_SET_FROM_MAPPING = {"diaSourceId", "visit", "diaObjectId", "midpointMjdTai", "ra", "dec", "band", "psfFlux",
+                     "psfFluxErr", "snr", "x", "y", "reliability", "isDipole", "detector", "timeProcessedMjdTai"}
 
 
 def _forced_columns(f, fields):

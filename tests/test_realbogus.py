@@ -5,6 +5,7 @@ import pytest
 
 import lsstuk_kit as lk
 from lsstuk_kit import realbogus as rb
+from lsstuk_kit.simulate.stamps import BOGUS_TYPES
 
 
 class Stranger:
@@ -25,9 +26,8 @@ def trained():
 def test_training_set_is_labelled_and_reproducible():
     X1, l1 = rb.make_training_set(500, seed=9)
     X2, l2 = rb.make_training_set(500, seed=9)
-    assert X1.shape == (500, 3, 30, 30) and np.array_equal(X1, X2) and l1.equals(l2)
-    assert set(l1.loc[l1["real"] == 0, "bogusType"]) == {"dipole", "cosmic_ray", "hot_pixel", "bad_column",
-                                                          "bright_star", "edge"}
+    assert X1.shape == (500, 3, 30, 30) and np.array_equal(X1, X2, equal_nan=True) and l1.equals(l2)
+    assert set(l1.loc[l1["real"] == 0, "bogusType"]) == set(BOGUS_TYPES)
     assert 0.4 < l1["real"].mean() < 0.6
     assert (l1.loc[l1["real"] == 1, "bogusType"] == "").all()
 
@@ -37,9 +37,15 @@ def test_feature_model_meets_the_atlas_target(trained):
     score = model.predict_proba(Xt)[:, 1]
     r = rb.evaluate(lt["real"], score, lt["bogusType"], lt["snr"])
     assert r["auc"] > 0.995
-    assert r["fpr_at_mdr"] <= 0.01  # FPR at 1% missed-detection rate (ATLAS: 0.72% median)
-    assert r["mdr_at_fpr"] <= 0.05
-    assert set(r["by_bogus_type"].index) == {"dipole", "cosmic_ray", "hot_pixel", "bad_column", "bright_star", "edge"}
+    assert set(r["by_bogus_type"].index) == set(BOGUS_TYPES)
+    # artefacts (every bogus type but the S/N 5-6 noise fluctuations, which look like faint real sources,
+    # as on real data since issue 13) meet the ATLAS target
+    art = (lt["bogusType"] != "noise").to_numpy()
+    ra = rb.evaluate(lt["real"][art], score[art])
+    assert ra["auc"] > 0.995
+    assert ra["fpr_at_mdr"] <= 0.01  # FPR at 1% missed-detection rate (ATLAS: 0.72% median)
+    assert ra["mdr_at_fpr"] <= 0.05
+    assert r["by_bogus_type"].idxmax() == "noise"  # the hard case
     # faint real sources are the ones missed
     assert r["by_snr"].iloc[0] >= r["by_snr"].iloc[-1]
 

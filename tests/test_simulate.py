@@ -13,8 +13,16 @@ from lsstuk_kit.convert import from_survey_tables, mapping_table, tables_to_aler
 from lsstuk_kit.replay import replay
 from lsstuk_kit.schema import latest_schema_version, load_rubin_schema
 from lsstuk_kit.simulate import association_radius, simulate_survey, write_night
-from lsstuk_kit.simulate.cadence import DEPTH, make_cadence
+from lsstuk_kit.simulate.cadence import (
+    DEPTH,
+    PAIR_GAP_MIN,
+    SEEING_DEPTH_SLOPE,
+    SEEING_MEDIAN,
+    VISITS_PER_NIGHT,
+    make_cadence,
+)
 from lsstuk_kit.simulate.population import _cosmo, difference_flux, make_population, stellar_density
+from lsstuk_kit.simulate.stamps import BOGUS_TYPES
 
 FIELDS = [1201, 15, 237, 300, 40]
 
@@ -37,16 +45,20 @@ def test_cadence_pairs_depths_and_revisits():
     assert exp["mjd"].is_monotonic_increasing
     per_night = exp.groupby("night").size()
     assert (per_night <= 800).all() and per_night.min() > 100
-    # every field visited in a pair about 33 minutes apart
-    gaps = exp.groupby(["night", "fieldId"])["mjd"].agg(lambda t: t.max() - t.min()) * 1440
-    assert ((gaps > 30) & (gaps < 36)).mean() > 0.95
+    # most field-nights have 2-3 visits, separated by 3-150 minutes (real Rubin: 1-150), spread over that range
+    per_fn = exp.groupby(["night", "fieldId"]).size()
+    assert 0.7 < (per_fn >= 2).mean() < 0.9 and per_fn.max() == len(VISITS_PER_NIGHT)
+    gaps = exp.sort_values("mjd").groupby(["night", "fieldId"])["mjd"].diff().dropna().to_numpy() * 1440
+    assert (gaps >= PAIR_GAP_MIN[0] / 2 - 1e-6).all() and (gaps <= PAIR_GAP_MIN[1] + 1e-6).all()
+    assert np.percentile(gaps, 10) < 15 and np.percentile(gaps, 90) > 60
     # fields come back on later nights
     nights_per_field = exp.groupby("fieldId")["night"].nunique()
     assert nights_per_field.max() >= 2
     # depths near the LSST single-visit values, shallower in bad seeing
     med = exp.groupby("band")["m5"].median()
+    loss = SEEING_DEPTH_SLOPE * np.log10(SEEING_MEDIAN / 0.7)  # at the median seeing
     for b, depth in DEPTH.items():
-        assert depth - 0.5 < med[b] < depth + 0.2, b
+        assert depth - loss - 0.25 < med[b] < depth - loss + 0.2, b
     depth = exp["band"].astype(str).map(DEPTH).to_numpy(float)
     assert np.corrcoef(exp["seeing"], exp["m5"].to_numpy() - depth)[0, 1] < -0.3
 
@@ -75,8 +87,7 @@ def test_bogus_fraction_and_types(survey):
     t = survey.truth
     frac = 1 - t["isReal"].mean()
     assert 0.11 < frac < 0.19  # configured 0.15
-    assert set(t.loc[~t["isReal"], "bogusType"]) <= {"dipole", "cosmic_ray", "hot_pixel", "bad_column",
-                                                     "bright_star", "edge"}
+    assert set(t.loc[~t["isReal"], "bogusType"]) <= set(BOGUS_TYPES)
     assert t.loc[~t["isReal"], "bogusType"].nunique() >= 5
     det = survey.detections.merge(t[["detId", "isReal"]], on="detId")
     assert det.loc[det["isReal"], "reliability"].median() > det.loc[~det["isReal"], "reliability"].median() + 0.4
@@ -176,7 +187,10 @@ def test_real_difference_peaks_at_the_centre(survey, night):
     for sid in real[:40]:
         c = batch.cutouts(sid)
         sign = np.sign(batch.sources.loc[sid, "psfFlux"])
-        smooth = gaussian_filter(sign * c.difference, 1.0)  # matched to the PSF, as detection does
+        p = c.psf / c.psf.sum()
+        yy, xx = np.mgrid[:p.shape[0], :p.shape[1]]
+        psf_sigma = np.sqrt((p * ((yy - (p * yy).sum()) ** 2 + (xx - (p * xx).sum()) ** 2)).sum() / 2)
+        smooth = gaussian_filter(sign * c.difference, psf_sigma)  # matched to the alert's PSF, as detection does
         y, x = np.unravel_index(np.argmax(smooth), smooth.shape)
         assert abs(x - 14.5) <= 1.0 and abs(y - 14.5) <= 1.0, sid
         assert c.science.shape == c.template.shape == (30, 30)
@@ -222,7 +236,7 @@ def test_replay_modes_order_speed_and_copy(night, tmp_path):
     assert all(a.mjd <= b.mjd for a, b in zip(visits, visits[1:]))
     assert sum(len(v) for v in visits) == index["n_alerts"].sum()
     daily = list(replay(out, mode="daily", load=False))
-    assert len(daily) == 4
+    assert len(daily) == index["mjd"].astype(int).nunique() >= 3  # nights with alerts of the last 4
     twice = list(replay(out, mode="twice-daily", load=False))
     assert len(daily) < len(twice) <= 2 * len(daily)
     waits = []

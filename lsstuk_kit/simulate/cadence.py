@@ -2,10 +2,15 @@
 
 Fields are circles of 9.6 deg^2 (radius 1.75 deg, the LSST camera's field of
 view) on a Fibonacci lattice over dec -90 to +5 deg. Each night observes the
-fields within a few hours of the meridian, each one twice about 33 minutes
-apart (the pair lets moving objects be told from transients), and comes back to
-a field every few nights. Depths are LSST single-visit 5-sigma limits, degraded
-by seeing worse than 0.7 arcsec.
+fields within a few hours of the meridian, most of them at least twice (the
+pair lets moving objects be told from transients), and comes back to a field
+every few nights.
+
+Cadence realism (issue 13, against real Rubin alert histories): a field gets 1, 2 or 3
+visits a night (:data:`VISITS_PER_NIGHT`), separated by 3-150 minutes (log-uniform),
+and the gaps between nights have a tail of interruptions of 4-14 nights
+(:data:`LONG_GAP_CHANCE`); seeing has a median of 1.15 arcsec. Depths are LSST
+single-visit 5-sigma limits, degraded by seeing worse than 0.7 arcsec.
 """
 
 from __future__ import annotations
@@ -24,6 +29,40 @@ FIELD_RADIUS_DEG = float(np.degrees(np.arccos(1 - FIELD_AREA_DEG2 / (2 * np.pi *
 PIXEL_SCALE = 0.2  # arcsec / pixel
 EXPOSURE_S = 30.0
 LST0_DEG = 0.0  # right ascension on the meridian at the start of night 0
+#: Share of field-nights with 1, 2 and 3 visits (Rubin's baseline pairs most visits; some are single).
+VISITS_PER_NIGHT = (0.2, 0.6, 0.2)
+#: Range (minutes) of the log-uniform gap between visits of a field in one night.
+PAIR_GAP_MIN = (3.0, 150.0)
+#: Median delivered seeing (arcsec FWHM): real LSSTCam alert PSFs are about 1.0-1.3 arcsec.
+SEEING_MEDIAN = 1.15
+#: Background-limited depth loss with seeing: m5 = m5(0.7") - 2.5 log10(seeing / 0.7) (Ivezic et al. 2019,
+#: ApJ 873, 111, eq. 6), which keeps the per-pixel sky noise independent of seeing.
+SEEING_DEPTH_SLOPE = 2.5
+#: Chance that a night is lost to weather (whole-sky mode) ...
+WEATHER_LOSS = 0.1
+#: ... and, for chosen fields, chance that a revisit gap is stretched by a 4-14 night interruption
+#: (weather, bright time, the field setting): gaps between nights get a tail, as in real Rubin histories.
+LONG_GAP_CHANCE = 0.15
+
+
+def _field_nights(rng, field_ids, nights, revisit_nights):
+    """Which nights each field is observed: (n_fields, nights) bool.
+
+    Counted back from the last night (always observed, so a sample's last night has alerts
+    in every field): gaps of ``revisit_nights`` on average (geometric), with a tail of long
+    interruptions (:data:`LONG_GAP_CHANCE`).
+    """
+    out = np.zeros((len(field_ids), nights), bool)
+    n_gap = nights + 1
+    p = 1.0 / max(revisit_nights, 1)
+    gaps = rng.geometric(p, (len(field_ids), n_gap)) if revisit_nights > 1 else np.ones((len(field_ids), n_gap), int)
+    gaps = gaps + np.where(rng.random((len(field_ids), n_gap)) < LONG_GAP_CHANCE,
+                           rng.integers(4, 15, (len(field_ids), n_gap)), 0)
+    back = np.concatenate([np.zeros((len(field_ids), 1), int), np.cumsum(gaps, axis=1)], axis=1)
+    night = nights - 1 - back
+    r, c = np.nonzero(night >= 0)
+    out[r, night[r, c]] = True
+    return out
 
 
 def survey_fields(dec_max=5.0) -> pd.DataFrame:
@@ -62,7 +101,8 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
     visits_per_night : int, optional
         Cap on visits per night (an LSST night has about 800).
     revisit_nights : int
-        A field is observed on about one night in this many.
+        A field is observed on about one night in this many (plus interruptions, see
+        :data:`LONG_GAP_CHANCE`). With ``fields``, the last night observes every field.
 
     Returns
     -------
@@ -76,6 +116,7 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
     allf = survey_fields()
     if fields is not None:
         allf = allf[allf["fieldId"].isin(np.atleast_1d(fields))]
+        planned = _field_nights(rng, allf["fieldId"].to_numpy(), nights, revisit_nights)
     rows = []
     night_len = 0.40  # days of dark time
     for night in range(nights):
@@ -86,33 +127,40 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
         visible = (ha_start > -45) & (ha_start < 45 + 360 * night_len)
         cand = allf[visible]
         if fields is None:
+            if night < nights - 1 and rng.random() < WEATHER_LOSS:
+                continue  # clouds: the whole night lost
             chosen = cand[rng.random(len(cand)) < 1.0 / revisit_nights]
         else:
-            chosen = cand[(night + cand["fieldId"].to_numpy()) % revisit_nights == 0] if revisit_nights > 1 else cand
-            if len(chosen) == 0:
-                chosen = cand
+            chosen = allf[planned[:, night]]
         if len(chosen) == 0:
             continue
         cap = (visits_per_night or 800) // 2
         if len(chosen) > cap:
             chosen = chosen.iloc[np.sort(rng.choice(len(chosen), cap, replace=False))]
-        # each field is observed when it transits, then again ~33 min later
+        m = len(chosen)
+        # each field is observed near transit, then revisited 1, 2 or 3 times (see VISITS_PER_NIGHT)
         ha = (chosen["ra"].to_numpy() - lst0) % 360
         ha = np.where(ha > 300, ha - 360, ha)
-        t_first = t0 + np.clip(ha / 360.0 * 0.9973, 0.0, night_len - 0.03)
-        t_first = t_first + rng.uniform(0, 0.002, len(chosen))
-        band1 = rng.choice(list(BAND_FRACTION), len(chosen), p=list(BAND_FRACTION.values()))
-        same = rng.random(len(chosen)) < 0.5
-        band2 = np.where(same, band1, rng.choice(list(BAND_FRACTION), len(chosen),
-                                                 p=list(BAND_FRACTION.values())))
-        for t, b in ((t_first, band1), (t_first + 0.0229, band2)):
-            seeing = np.clip(rng.lognormal(np.log(0.8), 0.2, len(chosen)), 0.45, 2.0)
-            m5 = np.array([DEPTH[x] for x in b]) - 1.25 * np.log10(np.maximum(seeing, 0.7) / 0.7) \
-                + rng.normal(0, 0.15, len(chosen))
+        t_first = t0 + np.clip(ha / 360.0 * 0.9973, 0.0, night_len - 0.11)
+        t_first = t_first + rng.uniform(0, 0.002, m)
+        n_vis = rng.choice(np.arange(1, len(VISITS_PER_NIGHT) + 1), m, p=VISITS_PER_NIGHT)
+        n_vis = np.where(np.cumsum(n_vis) <= 2 * cap, n_vis, 0)  # the night's visit budget
+        gaps = np.exp(rng.uniform(np.log(PAIR_GAP_MIN[0]), np.log(PAIR_GAP_MIN[1]), (m, len(VISITS_PER_NIGHT) - 1)))
+        gaps = gaps / 1440.0 / np.arange(1, len(VISITS_PER_NIGHT))[None, :]  # a third visit splits the span
+        times = t_first[:, None] + np.concatenate([np.zeros((m, 1)), np.cumsum(gaps, axis=1)], axis=1)
+        band1 = rng.choice(list(BAND_FRACTION), m, p=list(BAND_FRACTION.values()))
+        for k in range(len(VISITS_PER_NIGHT)):
+            on = n_vis > k
+            same = rng.random(m) < 0.5
+            b = np.where(same | (k == 0), band1, rng.choice(list(BAND_FRACTION), m, p=list(BAND_FRACTION.values())))
+            seeing = np.clip(rng.lognormal(np.log(SEEING_MEDIAN), 0.2, m), 0.6, 2.5)
+            m5 = np.array([DEPTH[x] for x in b]) - SEEING_DEPTH_SLOPE * np.log10(np.maximum(seeing, 0.7) / 0.7) \
+                + rng.normal(0, 0.15, m)
+            rot = rng.uniform(0, 360, m)
             rows.append(pd.DataFrame({
-                "mjd": t, "band": b, "fieldId": chosen["fieldId"].to_numpy(),
-                "ra": chosen["ra"].to_numpy(), "dec": chosen["dec"].to_numpy(),
-                "seeing": seeing, "m5": m5, "rotation": rng.uniform(0, 360, len(chosen)),
+                "mjd": times[on, k], "band": b[on], "fieldId": chosen["fieldId"].to_numpy()[on],
+                "ra": chosen["ra"].to_numpy()[on], "dec": chosen["dec"].to_numpy()[on],
+                "seeing": seeing[on], "m5": m5[on], "rotation": rot[on],
                 "night": night,
             }))
     if not rows:

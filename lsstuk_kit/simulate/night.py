@@ -24,7 +24,7 @@ from .._encode import FixedBytes
 from ..convert import HISTORY_DAYS, tables_to_alerts, to_survey_tables
 from .cadence import PIXEL_SCALE
 from .population import mag_to_njy
-from .stamps import fits_stack, make_triplets
+from .stamps import TEMPLATE_NOISE, fits_stack, make_triplets
 from .survey import SurveyTables, simulate_survey
 
 __all__ = ["StampMaker", "write_night", "simulate_to_folder", "load_truth"]
@@ -60,9 +60,16 @@ class StampMaker:
             hdx[has] = ((h["ra"].to_numpy() - d["ra"].to_numpy()[has] + 180) % 360 - 180) \
                 * np.cos(np.radians(dec)) * 3600 / PIXEL_SCALE
             hdy[has] = (h["dec"].to_numpy() - dec) * 3600 / PIXEL_SCALE
+        # artefacts are drawn at their detection significance (a dipole's net psfFlux is near zero)
+        bogus = tr["bogusType"].to_numpy()
+        flux = d["psfFlux"].to_numpy(float)
+        if "snr" in d:
+            sign = np.where(flux < 0, -1.0, 1.0)
+            flux = np.where(bogus != "", sign * np.abs(d["snr"].to_numpy(float)) * d["psfFluxErr"].to_numpy(float),
+                            flux)
         sci, tmpl, diff, var, psf = make_triplets(
-            self.rng, d["psfFlux"].to_numpy(), tr["templateFlux"].to_numpy(), host_flux, re_px, hdx, hdy,
-            seeing_px, ex["skySigma"].to_numpy(), bogus=tr["bogusType"].to_numpy())
+            self.rng, flux, tr["templateFlux"].to_numpy(), host_flux, re_px, hdx, hdy,
+            seeing_px, ex["skySigma"].to_numpy(), bogus=bogus)
         ra, dec = d["ra"].to_numpy(), d["dec"].to_numpy()
         rot = ex["rotation"].to_numpy()
         crx = 15.5 + self.rng.uniform(-0.5, 0.5, n)
@@ -71,8 +78,9 @@ class StampMaker:
         y = d["y"].to_numpy() if "y" in d else None
         return {
             "cutoutScience": FixedBytes(fits_stack(sci, var, psf, ra, dec, rot, crx, cry, x, y)),
-            "cutoutTemplate": FixedBytes(fits_stack(tmpl, var / 4, psf, ra, dec, rot, crx, cry, x, y)),
-            "cutoutDifference": FixedBytes(fits_stack(diff, var * 1.25, psf, ra, dec, rot, crx, cry, x, y)),
+            "cutoutTemplate": FixedBytes(fits_stack(tmpl, var * TEMPLATE_NOISE**2, psf, ra, dec, rot, crx, cry, x, y)),
+            "cutoutDifference": FixedBytes(fits_stack(diff, var * (1 + TEMPLATE_NOISE**2), psf, ra, dec, rot, crx, cry,
+                                                      x, y)),
         }
 
 

@@ -3,7 +3,8 @@
 Classes (``cls``) and subtypes:
 
 - ``SN`` ``Ia``: rest-frame rise/decline template (rise time 17 d, decline 20 d
-  in g, slower in redder bands), stretch ``s`` with the Phillips relation
+  in r, slower in redder bands; u and g follow the published g-r colour curve
+  :data:`IA_GR`, reaching g-r ~ +0.95 at +30 d), stretch ``s`` with the Phillips relation
   M_B = -19.3 - 1.5 (s - 1); apparent magnitude M + distance modulus (Planck18,
   astropy) + a colour and a crude K-term per band; time dilated by (1 + z).
 - ``SN`` ``IIP`` / ``Ibc`` / ``IIn``: core-collapse, fainter (M -16.8, -17.5,
@@ -39,7 +40,21 @@ BAND_IDX = {b: i for i, b in enumerate(BANDS)}
 # per-band colour (mag relative to the reference band) and crude K-term (mag per unit z)
 _IA_COLOUR = np.array([0.4, 0.0, 0.1, 0.6, 0.7, 0.8])
 _IA_KTERM = np.array([2.0, 1.0, 0.3, -0.2, -0.3, -0.3])
-_IA_DECLINE = np.array([0.6, 0.8, 1.0, 1.3, 1.4, 1.5])  # decline-time scale per band
+_IA_DECLINE = np.array([1.0, 1.0, 1.0, 1.3, 1.4, 1.5])  # decline-time scale per band (u, g: colour curve below)
+#: Rest-frame g-r of SNe Ia against phase (days from peak), piecewise linear: red in the first days, then
+#: about -0.15 from ~13 d before peak (Bulla et al. 2020: nearly constant from 6 d after first light), -0.1 at
+#: peak, reddening to about +0.95 at +30 d, then bluer again along the Lira law.
+#: The knots approximate (by eye, not a fit) published colour curves: Bulla et al. (2020, ApJ 902, 48; early
+#: ZTF g-r of SNe Ia), Burns et al. (2014, ApJ 789, 32; CSP intrinsic colours, reddest near +30 d) and
+#: Phillips et al. (1999, AJ 118, 1766; the Lira law, a linear blueing after +35 d, here carried to g-r).
+IA_GR_PHASE = np.array([-20.0, -15.0, -10.0, -3.0, 0.0, 10.0, 20.0, 30.0, 40.0, 80.0])
+IA_GR = np.array([0.3, -0.05, -0.15, -0.15, -0.1, 0.3, 0.75, 0.95, 0.85, 0.45])
+_IA_GR_SCALE = np.array([1.6, 1.0, 0.0, 0.0, 0.0, 0.0])  # u follows g-r x 1.6; r and redder keep their decline
+#: Magnitude offset of the templates of pulsators and AGN below their mean (in units of the amplitude):
+#: real templates are coadds that rarely sit at the bright extreme, so negative differences are a minority
+#: (7.8 % of real Rubin alerts have psfFlux < 0).
+VARIABLE_TEMPLATE_PHASE = 0.25
+AGN_TEMPLATE_SIGMA = 0.9
 _CC_COLOUR = np.array([0.5, 0.1, 0.0, 0.0, 0.05, 0.1])
 _STAR_AMP = np.array([1.3, 1.2, 0.9, 0.7, 0.6, 0.55])  # pulsation amplitude per band
 _MDWARF_COLOUR = np.array([2.5, 1.5, 0.0, -1.0, -1.5, -1.8])
@@ -176,7 +191,7 @@ def make_population(fields: pd.DataFrame, *, seed=0, scale=1.0, mjd_range=(61000
     obj.loc[m, "mag0"] = _counts(rng, 14.0, 21.0, m.sum())
     m = sub == "Mdwarf"
     obj.loc[m, "mag0"] = _counts(rng, 17.0, 24.0, m.sum())
-    obj.loc[m, "amp"] = rng.lognormal(np.log(3.0), 0.8, m.sum())  # flare peak / quiescent (r)
+    obj.loc[m, "amp"] = rng.lognormal(np.log(1.5), 0.9, m.sum())  # flare peak / quiescent (r): mostly small flares
     obj.loc[m, "tau"] = rng.uniform(5, 30, m.sum()) / 1440.0  # decay, days
     m = sub == "dwarfnova"
     obj.loc[m, "mag0"] = _counts(rng, 19.0, 24.5, m.sum())
@@ -274,7 +289,8 @@ def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
         shape_iip = np.where(dt < 100, 10 ** (-0.4 * 0.008 * dt), 10 ** (-0.4 * (0.8 + 0.02 * (dt - 100))))
         shape = np.where(dt < 0, shape_rise, np.where(plateau, shape_iip, shape_fall))
         shape = np.where(dt < -3 * rise, 0.0, shape)
-        colour = np.where(ia, _IA_COLOUR[bb] + _IA_KTERM[bb] * z, _CC_COLOUR[bb])
+        gr = np.interp(dt, IA_GR_PHASE, IA_GR) - np.interp(0.0, IA_GR_PHASE, IA_GR)
+        colour = np.where(ia, _IA_COLOUR[bb] + _IA_KTERM[bb] * z + _IA_GR_SCALE[bb] * gr, _CC_COLOUR[bb])
         out[sn] = mag_to_njy(col["absMag"][sn] + col["distmod"][sn] + colour) * shape
     # AGN: damped random walk in magnitude along each object's time-ordered epochs
     agn = sub == "AGN"
@@ -303,7 +319,8 @@ def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
             dm[sel] = state[o]
         del x
         base = mag_to_njy(col["mag0"][order] + _CC_COLOUR[b[order]])
-        out[order] = base * (10 ** (-0.4 * dm) - 1)
+        tmpl = 10 ** (-0.4 * AGN_TEMPLATE_SIGMA * sig_all[obj_of])  # template fainter than the mean
+        out[order] = base * (10 ** (-0.4 * dm) - tmpl)
     # pulsators: sawtooth (RR Lyrae) or skewed sine (Cepheid) in magnitude
     for name in ("RRLyrae", "Cepheid"):
         sel = sub == name
@@ -314,7 +331,7 @@ def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
             shape = np.where(ph < 0.15, ph / 0.15, 1 - (ph - 0.15) / 0.85)
         else:
             shape = 0.5 + 0.5 * np.sin(2 * np.pi * ph + 0.4 * np.sin(2 * np.pi * ph))
-        dm = -col["amp"][sel] * _STAR_AMP[b[sel]] * (shape - 0.5)
+        dm = -col["amp"][sel] * _STAR_AMP[b[sel]] * (shape - VARIABLE_TEMPLATE_PHASE)
         out[sel] = mag_to_njy(col["mag0"][sel]) * (10 ** (-0.4 * dm) - 1)
     # M-dwarf flares: Poisson flares (0.3 per day), fast rise, exponential decay
     sel = np.flatnonzero(sub == "Mdwarf")
@@ -326,7 +343,7 @@ def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
         start = rng.uniform(span0, span1, len(owner))
         if len(owner):
             # a share of flares start just before one of the star's own visits, so some are caught
-            caught = rng.random(len(owner)) < 0.15
+            caught = rng.random(len(owner)) < 0.08
             if caught.any():
                 pick = rng.integers(0, len(sel), caught.sum())
                 start[caught] = t[sel][pick] - rng.uniform(0.0005, 0.01, caught.sum())

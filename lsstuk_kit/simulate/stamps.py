@@ -1,14 +1,20 @@
 """Cutout triplets for stacks of detections, and bogus patterns, all vectorised.
 
 science = template scene + source x PSF (the visit's seeing) + noise;
-template = the same scene (host galaxy, the star at its mean flux), twice as deep;
+template = the same scene (host galaxy, the star at its template flux), a deep
+coadd whose pixel noise is :data:`TEMPLATE_NOISE` (0.24) of the science image's,
+as measured on real Rubin alert cutouts (issue 13);
 difference = science - template, plus the bogus pattern for artefacts.
 
 Bogus types (``BOGUS_TYPES``):
 ``dipole`` (misaligned subtraction: +/- PSF pair), ``cosmic_ray`` (a sharp
-1-3 pixel track, no PSF), ``hot_pixel`` (one pixel), ``bad_column`` (a column
-offset), ``bright_star`` (ring residual and diffraction spikes of a bright
-star), ``edge`` (part of the stamp off the detector, with a strip at the edge).
+2-8 pixel track, no PSF), ``hot_pixel`` (one pixel), ``bad_column`` (a segment
+of a column), ``bright_star`` (ring residual and diffraction spikes of a bright
+star), ``edge`` (part of the stamp off the detector: NaN-masked, as real Rubin
+cutouts are), ``star_residual`` (a PSF-like residual on the wing of a bright
+star a few pixels away), ``noise`` (a faint, PSF-like fluctuation of correlated
+noise at S/N 5-6). The last two, most common among real bogus, look like real
+point sources; only their context and S/N give them away.
 
 The FITS bytes mimic real Rubin alert cutouts: PRIMARY (30x30 float32, nJy,
 WCS with CRVAL at the source, PC matrix from the rotation), ``UNCERT``
@@ -25,7 +31,9 @@ __all__ = ["BOGUS_TYPES", "STAMP", "make_triplets", "fits_stack"]
 
 STAMP = 30
 PSF_SIZE = 21
-BOGUS_TYPES = ("dipole", "cosmic_ray", "hot_pixel", "bad_column", "bright_star", "edge")
+BOGUS_TYPES = ("dipole", "cosmic_ray", "hot_pixel", "bad_column", "bright_star", "edge", "star_residual", "noise")
+#: Template pixel noise / science pixel noise (real Rubin alert cutouts: 0.24).
+TEMPLATE_NOISE = 0.24
 _C = (STAMP - 1) / 2.0
 
 
@@ -61,6 +69,7 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
     Returns
     -------
     science, template, difference, variance : ndarray (n, 30, 30) float32
+        (NaN off the detector for ``edge`` bogus)
     psf : ndarray (n, 21, 21) float32
     """
     n = len(diff_flux)
@@ -71,10 +80,11 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
     host = _gauss(np.maximum(host_re_px, 0.5), cx + host_dx, cy + host_dy) * np.asarray(host_flux, f32)[:, None, None]
     scene = host + psf * np.asarray(star_flux, f32)[:, None, None]
     sky = np.asarray(sky_sigma, f32)[:, None, None]
-    template = scene + rng.standard_normal((n, STAMP, STAMP), dtype=f32) * (sky / 2)
+    template = scene + rng.standard_normal((n, STAMP, STAMP), dtype=f32) * (sky * f32(TEMPLATE_NOISE))
     source = psf * np.asarray(diff_flux, f32)[:, None, None]
     science = scene + source + rng.standard_normal((n, STAMP, STAMP), dtype=f32) * sky
     art = np.zeros((n, STAMP, STAMP), f32)
+    edge_mask = np.zeros((n, STAMP, STAMP), bool)
     if bogus is not None:
         bogus = np.asarray(bogus)
         amp = np.abs(np.asarray(diff_flux, f32))
@@ -92,17 +102,16 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
                 pair = _gauss(s, cx[sel] + ox, cy[sel] + oy) - _gauss(s, cx[sel] - ox, cy[sel] - oy)
                 art[sel] = pair * (amp[sel] * 1.5)[:, None, None] - source[sel]
             elif kind == "cosmic_ray":
-                length = rng.integers(1, 4, k)
-                horiz = rng.random(k) < 0.5
-                x0 = np.rint(cx[sel]).astype(int)
-                y0 = np.rint(cy[sel]).astype(int)
-                track = np.zeros((k, STAMP, STAMP), f32)
-                for j in range(3):
-                    on = j < length
-                    xs = np.clip(x0 + np.where(horiz, j, 0), 0, STAMP - 1)
-                    ys = np.clip(y0 + np.where(horiz, 0, j), 0, STAMP - 1)
-                    track[np.flatnonzero(on), ys[on], xs[on]] = amp[sel][on] * 0.5
-                art[sel] = track - source[sel]
+                # a track of 2-8 pixels at any angle, sharper than the PSF
+                length = rng.uniform(2, 8, k).astype(f32)
+                ang = rng.uniform(0, np.pi, k).astype(f32)
+                ux, uy = np.cos(ang)[:, None, None], np.sin(ang)[:, None, None]
+                rx, ry = xx[None] - cx[sel, None, None], yy[None] - cy[sel, None, None]
+                along = rx * ux + ry * uy
+                across = -rx * uy + ry * ux
+                track = (np.exp(-(across**2) / (2 * 0.35**2)) * (np.abs(along) <= length[:, None, None] / 2))
+                track = track / np.maximum(track.sum(axis=(1, 2), keepdims=True), 1e-6)
+                art[sel] = track * (amp[sel] * 1.2)[:, None, None] - source[sel]
             elif kind == "hot_pixel":
                 x0 = np.rint(cx[sel]).astype(int)
                 y0 = np.rint(cy[sel]).astype(int)
@@ -110,10 +119,12 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
                 spot[np.arange(k), y0, x0] = amp[sel] * 0.8
                 art[sel] = spot - source[sel]
             elif kind == "bad_column":
+                # a segment of a column (a charge trap or a bad amplifier column), 5-20 pixels
                 col = np.rint(cx[sel]).astype(int)
-                mask = (xx[None] == col[:, None, None]).astype(f32)
+                half = rng.integers(3, 11, k)
+                seg = (xx[None] == col[:, None, None]) & (np.abs(yy[None] - cy[sel, None, None]) <= half[:, None, None])
                 sign = np.where(rng.random(k) < 0.7, 1.0, -1.0).astype(f32)
-                art[sel] = mask * (sign * amp[sel] * 0.15)[:, None, None] - source[sel]
+                art[sel] = seg * (sign * amp[sel] * 0.3)[:, None, None] - source[sel]
             elif kind == "bright_star":
                 s = np.asarray(seeing_px, f32)[sel]
                 r = np.hypot(xx[None] - cx[sel, None, None], yy[None] - cy[sel, None, None])
@@ -124,15 +135,42 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
                 science[sel] += _gauss(s, cx[sel], cy[sel]) * (amp[sel] * 200)[:, None, None]
                 template[sel] += _gauss(s, cx[sel], cy[sel]) * (amp[sel] * 200)[:, None, None]
             elif kind == "edge":
-                cut = rng.integers(18, 26, k)
-                off = xx[None] >= cut[:, None, None]
-                strip = (xx[None] == (cut - 1)[:, None, None]).astype(f32)
-                art[sel] = strip * (amp[sel] * 0.4)[:, None, None] - source[sel]
-                science[sel] = np.where(off, 0.0, science[sel])
-                template[sel] = np.where(off, 0.0, template[sel])
+                # off the detector past a cut (any side): NaN in every image, a bright strip at the edge
+                cut = rng.integers(18, 27, k)
+                side = rng.integers(0, 4, k)
+                coord = np.where((side % 2 == 0)[:, None, None], xx[None], yy[None])
+                coord = np.where((side >= 2)[:, None, None], STAMP - 1 - coord, coord)
+                off = coord >= cut[:, None, None]
+                strip = (coord == (cut - 1)[:, None, None]).astype(f32)
+                art[sel] = strip * (amp[sel] * 0.3)[:, None, None] + source[sel] * 0.5 - source[sel]
+                edge_mask[sel] = off
+            elif kind == "star_residual":
+                # a bright star 3-8 pixels away; the subtraction leaves a PSF-like residual on its wing
+                s = np.asarray(seeing_px, f32)[sel]
+                dist = rng.uniform(3, 8, k).astype(f32)
+                ang = rng.uniform(0, 2 * np.pi, k).astype(f32)
+                sx, sy = cx[sel] + dist * np.cos(ang), cy[sel] + dist * np.sin(ang)
+                star = _gauss(s, sx, sy) * (amp[sel] * rng.uniform(30, 300, k).astype(f32))[:, None, None]
+                science[sel] += star
+                template[sel] += star
+                width = s * rng.uniform(0.8, 1.3, k).astype(f32)
+                resid = _gauss(width, cx[sel], cy[sel]) - 0.4 * _gauss(width * 1.5, sx, sy)
+                art[sel] = resid * amp[sel][:, None, None] - source[sel]
+            elif kind == "noise":
+                # a faint fluctuation of correlated noise: a PSF-like bump, a little narrower or wider
+                # its amplitude is that of a 5-6 sigma fluctuation, whatever flux was asked for
+                s = np.asarray(seeing_px, f32)[sel] * rng.uniform(0.7, 1.2, k).astype(f32)
+                ox, oy = rng.normal(0, 0.6, (2, k)).astype(f32)
+                bump = rng.uniform(5.0, 6.0, k).astype(f32) * sky[sel, 0, 0] * np.float32(np.sqrt(4 * np.pi)) * s
+                art[sel] = _gauss(s, cx[sel] + ox, cy[sel] + oy) * bump[:, None, None] - source[sel]
     science = science + art
     difference = science - template
     var_sci = np.broadcast_to(sky * sky, (n, STAMP, STAMP)).astype(f32)
+    if edge_mask.any():
+        science = np.where(edge_mask, np.nan, science)
+        template = np.where(edge_mask, np.nan, template)
+        difference = np.where(edge_mask, np.nan, difference)
+        var_sci = np.where(edge_mask, np.nan, var_sci)
     psf_img = _gauss(seeing_px, np.full(n, (PSF_SIZE - 1) / 2.0), np.full(n, (PSF_SIZE - 1) / 2.0), PSF_SIZE)
     return (science.astype(f32), template.astype(f32), difference.astype(f32), var_sci,
             psf_img.astype(f32))

@@ -21,9 +21,22 @@ from .population import difference_flux_pairs, make_population, stellar_density,
 
 __all__ = ["SurveyTables", "simulate_survey", "association_radius"]
 
-#: Share of each bogus type among bogus detections.
-BOGUS_MIX = {"dipole": 0.35, "cosmic_ray": 0.2, "hot_pixel": 0.1, "bad_column": 0.1,
-             "bright_star": 0.15, "edge": 0.1}
+#: Share of each bogus type among bogus detections: faint noise fluctuations and residuals near
+#: bright stars dominate real bogus (issue 13, from real Rubin and ZTF stamps).
+BOGUS_MIX = {"dipole": 0.14, "cosmic_ray": 0.06, "hot_pixel": 0.03, "bad_column": 0.03,
+             "bright_star": 0.06, "edge": 0.08, "star_residual": 0.2, "noise": 0.4}
+#: Mean S/N above 5 (exponential) of each bogus type; noise fluctuations sit at S/N 5-6.
+BOGUS_SNR = {"dipole": 4.0, "cosmic_ray": 6.0, "hot_pixel": 4.0, "bad_column": 3.0, "bright_star": 6.0,
+             "edge": 3.0, "star_residual": 1.5, "noise": 0.5}
+#: Reliability is a noisy score: sigmoid of a normal variable whose mean rises with S/N for real
+#: sources (:data:`RELIABILITY_REAL` = intercept, slope per ln(S/N / 5), spread) and is low for bogus
+#: (:data:`RELIABILITY_BOGUS` = mean, spread); tuned so that its AUC against the truth is ~0.85-0.9
+#: and its distribution over real objects is within KS D < 0.2 of real Rubin alerts' (issue 13).
+RELIABILITY_REAL = (-0.4, 1.2, 1.3)
+RELIABILITY_BOGUS = (-1.6, 1.3)
+#: Chance that ``isDipole`` is set: dipole bogus, other bogus, real sources (a host nucleus or a bright
+#: variable star subtracted slightly off: the flag is a measurement, not the label).
+DIPOLE_FLAG_CHANCE = (0.8, 0.08, 0.05)
 ASSOC_RADIUS_ARCSEC = 1.0
 MIN_ASSOC_RADIUS_ARCSEC = 0.4
 PRECOVERY_DAYS = 30.0
@@ -172,6 +185,7 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
             "truthId": o_idx["truthId"].to_numpy()[oo], "cls": o_idx["cls"].to_numpy(dtype=object)[oo],
             "subtype": o_idx["subtype"].to_numpy(dtype=object)[oo], "hostId": o_idx["hostId"].to_numpy()[oo],
             "z": o_idx["z"].to_numpy()[oo], "trueFlux": flux[hit], "templateFlux": tf[hit], "bogusType": "",
+            "detSnr": np.nan,
         }))
     det_parts.append(_asteroids(exp, rng, asteroids_per_visit * scale))
     if not det_parts:
@@ -184,15 +198,27 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     det = det.sort_values(["mjd", "ra"], kind="stable").reset_index(drop=True)
     n = len(det)
     det.insert(0, "detId", (np.int64(start_mjd) * 10**9 + np.arange(n)).astype(np.int64))
-    det["snr"] = det["psfFlux"] / det["psfFluxErr"]
+    # Rubin's snr is the significance of the detection footprint: always positive; a dipole's net
+    # psfFlux can be near zero or of either sign
+    det["snr"] = np.where(det["detSnr"].notna(), det["detSnr"], np.abs(det["psfFlux"] / det["psfFluxErr"]))
+    det = det.drop(columns=["detSnr"])
     fc = flds.set_index("fieldId").loc[det["fieldId"].to_numpy()]
     det["x"], det["y"] = _radec_to_xy(det["ra"].to_numpy(), det["dec"].to_numpy(),
                                       fc["ra"].to_numpy(), fc["dec"].to_numpy())
     real = det["bogusType"].to_numpy() == ""
-    snr_term = np.clip((np.abs(det["snr"].to_numpy()) - 5) / 20, 0, 1)
-    det["reliability"] = np.where(real, rng.beta(6 + 4 * snr_term, 1.5), rng.beta(1.5, 5 + 0 * snr_term))
-    det["isDipole"] = det["bogusType"].to_numpy() == "dipole"
+    snr = det["snr"].to_numpy()
+    a, b, sd = RELIABILITY_REAL
+    mb, sb = RELIABILITY_BOGUS
+    z = np.where(real, a + b * np.log(np.maximum(snr, 5.0) / 5.0) + sd * rng.standard_normal(n),
+                 mb + sb * rng.standard_normal(n))
+    det["reliability"] = 1.0 / (1.0 + np.exp(-z))
+    dip = det["bogusType"].to_numpy() == "dipole"
+    p_flag = np.where(dip, DIPOLE_FLAG_CHANCE[0], np.where(real, DIPOLE_FLAG_CHANCE[2], DIPOLE_FLAG_CHANCE[1]))
+    det["isDipole"] = rng.random(n) < p_flag
     det["isReal"] = real
+    true_template = det["templateFlux"].to_numpy(float).copy()
+    for name, col in _rubin_fields(det, hosts, rng).items():
+        det[name] = col  # templateFlux becomes the measured one; the truth keeps the true one
     det["objectId"] = _associate(det, flds)
     step("association")
     objects = _objects(det, start_mjd)
@@ -203,8 +229,9 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     truth_cols = ["detId", "objectId", "truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
                   "trueFlux", "templateFlux"]
     truth = det[truth_cols].copy()
+    truth["templateFlux"] = true_template
     detections = det.drop(columns=["truthId", "cls", "subtype", "isReal", "bogusType", "hostId", "z",
-                                   "trueFlux"])
+                                   "trueFlux", "rateDegPerDay"], errors="ignore")
     return SurveyTables(exposures=exp, detections=detections, objects=objects, forced=forced, truth=truth,
                         population=pop, hosts=hosts, fields=flds, seed=seed,
                         meta={"nights": nights, "start_mjd": start_mjd, "bogus_fraction": bogus_fraction,
@@ -249,15 +276,18 @@ def _add_bogus(det, exp, rng, fraction):
         ra[bright] = sra + rng.normal(0, 0.1 / 3600, bright.sum())
         dec[bright] = sdec + rng.normal(0, 0.1 / 3600, bright.sum())
     sig = 10 ** ((31.4 - e["m5"].to_numpy()) / 2.5) / 5.0
-    snr = 5.0 + rng.exponential(6.0, total)
-    sign = np.where((types == "dipole") | (types == "bad_column") | (types == "edge"),
-                    np.where(rng.random(total) < 0.5, 1.0, -1.0), 1.0)
-    sign = np.where(types == "bright_star", np.where(rng.random(total) < 0.6, 1.0, -1.0), sign)
+    snr = 5.0 + rng.exponential(np.array([BOGUS_SNR[t] for t in types]))
+    # a minority are negative (template artefacts); real Rubin: 7.8 % of all alerts have psfFlux < 0
+    sign = np.where(np.isin(types, ["dipole", "bad_column", "edge", "bright_star", "star_residual"])
+                    & (rng.random(total) < 0.2), -1.0, 1.0)
+    flux = sign * snr * sig
+    dip = types == "dipole"
+    flux[dip] = snr[dip] * sig[dip] * rng.uniform(-0.4, 1.0, dip.sum())  # net flux of the +/- pair
     ids = -(10**12 + rng.integers(1, 2**40, total))
     bogus = pd.DataFrame({
         "expId": e["expId"].to_numpy(), "fieldId": e["fieldId"].to_numpy(), "ra": ra, "dec": dec,
-        "psfFlux": sign * snr * sig, "psfFluxErr": sig, "truthId": ids, "cls": "bogus", "subtype": types,
-        "hostId": -1, "z": np.nan, "trueFlux": 0.0, "templateFlux": 0.0, "bogusType": types,
+        "psfFlux": flux, "psfFluxErr": sig, "truthId": ids, "cls": "bogus", "subtype": types,
+        "hostId": -1, "z": np.nan, "trueFlux": 0.0, "templateFlux": 0.0, "bogusType": types, "detSnr": snr,
     })
     return pd.concat([det, bogus], ignore_index=True)
 
@@ -280,6 +310,119 @@ def _objects(det, start_mjd):
     return obj
 
 
+def _steep_counts(rng, lo, hi, n, slope=0.5):
+    a, b = 10 ** (slope * lo), 10 ** (slope * hi)
+    return np.log10(a + rng.random(n) * (b - a)) / slope
+
+
+#: Pixel flags raised (with these chances) by each bogus type; real sources get each at 1 %.
+_PIXEL_FLAGS = {
+    "cosmic_ray": {"cr": 0.8, "crCenter": 0.6, "interpolated": 0.6, "interpolatedCenter": 0.4},
+    "hot_pixel": {"bad": 0.7, "interpolated": 0.5, "interpolatedCenter": 0.4},
+    "bad_column": {"bad": 0.8, "interpolated": 0.6, "suspect": 0.3},
+    "bright_star": {"saturated": 0.7, "saturatedCenter": 0.3, "suspect": 0.5, "interpolated": 0.4},
+    "star_residual": {"saturated": 0.4, "suspect": 0.3, "interpolated": 0.2},
+    "edge": {"edge": 0.9, "nodata": 0.6, "offimage": 0.1},
+}
+PIXEL_FLAG_NAMES = ("bad", "cr", "crCenter", "edge", "nodata", "nodataCenter", "interpolated", "interpolatedCenter",
+                    "offimage", "saturated", "saturatedCenter", "suspect", "suspectCenter", "streak", "streakCenter",
+                    "injected", "injectedCenter", "injected_template", "injected_templateCenter")
+
+
+def _rubin_fields(det, hosts, rng):
+    """The diaSource fields real Rubin alerts fill: errors, flags, moments, trail, science/template fluxes.
+
+    Values are plausible rather than measured: moments from the visit's seeing, errors from the S/N,
+    flags raised by the artefacts that cause them (with chances, so that no flag is the label).
+    """
+    n = len(det)
+    f32 = np.float32
+    bog = det["bogusType"].to_numpy().astype(str)
+    real = bog == ""
+    snr = det["snr"].to_numpy(float)
+    flux = det["psfFlux"].to_numpy(float)
+    err = det["psfFluxErr"].to_numpy(float)
+    seeing = det["seeing"].to_numpy(float)
+    sig_as = seeing / 2.3548
+    pos_as = seeing / np.maximum(snr, 1.0) / 2.0
+    out = {}
+    sso = det["subtype"].to_numpy().astype(str) == "asteroid"
+    out["ssObjectId"] = np.where(sso, np.abs(det["truthId"].to_numpy()), 0).astype(np.int64)
+    out["parentDiaSourceId"] = np.zeros(n, np.int64)
+    out["ra_dec_Cov"] = (rng.uniform(-0.3, 0.3, n) * (pos_as / 3600.0) ** 2).astype(f32)
+    out["xErr"] = (pos_as / PIXEL_SCALE * rng.uniform(0.8, 1.2, n)).astype(f32)
+    out["yErr"] = (pos_as / PIXEL_SCALE * rng.uniform(0.8, 1.2, n)).astype(f32)
+    edge = bog == "edge"
+    out["centroid_flag"] = edge & (rng.random(n) < 0.5)
+    out["apFlux_flag"] = edge & (rng.random(n) < 0.7)
+    out["apFlux_flag_apertureTruncated"] = out["apFlux_flag"].copy()
+    nd = np.where(edge, rng.integers(600, 1500, n), 1681)
+    out["psfNdata"] = nd.astype(np.int64)
+    chi = nd * (1 + rng.normal(0, 0.05, n) + np.where(real, 0.0, rng.uniform(0.0, 1.0, n)))
+    out["psfChi2"] = chi.astype(f32)
+    out["psfFlux_flag"] = edge & (rng.random(n) < 0.5)
+    out["psfFlux_flag_edge"] = out["psfFlux_flag"].copy()
+    out["psfFlux_flag_noGoodPixels"] = np.zeros(n, bool)
+    rate = det["rateDegPerDay"].to_numpy(float) if "rateDegPerDay" in det else np.full(n, np.nan)
+    trail = np.where(sso, np.nan_to_num(rate) * 30.0 / 86400.0 * 3600.0, rng.lognormal(np.log(1.1), 0.3, n))
+    out["trailFlux"] = (flux * rng.uniform(1.0, 1.15, n)).astype(f32)
+    out["trailFluxErr"] = (err * rng.uniform(0.03, 0.08, n)).astype(f32)
+    out["trailRa"] = det["ra"].to_numpy(float) + rng.normal(0, 1, n) * pos_as / 3600.0
+    out["trailDec"] = det["dec"].to_numpy(float) + rng.normal(0, 1, n) * pos_as / 3600.0
+    out["trailLength"] = trail.astype(f32)
+    out["trailAngle"] = rng.uniform(-90, 90, n).astype(f32)
+    out["trail_flag_edge"] = edge & (rng.random(n) < 0.5)
+    # science and template fluxes at the source: the template holds the star (or the host's light)
+    host_flux = np.zeros(n)
+    hid = det["hostId"].to_numpy()
+    has = hid > 0
+    if has.any():
+        h = hosts.set_index("hostId").reindex(hid[has])
+        host_flux[has] = 0.05 * 10 ** ((31.4 - h["magR"].to_numpy(float)) / 2.5)
+    tmpl = det["templateFlux"].to_numpy(float) + host_flux
+    out["templateFlux"] = (tmpl + rng.normal(0, 1, n) * 0.2 * err).astype(f32)
+    out["templateFluxErr"] = (0.2 * err * rng.uniform(0.8, 1.2, n)).astype(f32)
+    out["scienceFlux"] = (tmpl + flux + rng.normal(0, 1, n) * 0.3 * err).astype(f32)
+    out["scienceFluxErr"] = (err * rng.uniform(0.95, 1.05, n)).astype(f32)
+    out["forced_PsfFlux_flag"] = edge & (rng.random(n) < 0.5)
+    out["forced_PsfFlux_flag_edge"] = out["forced_PsfFlux_flag"].copy()
+    out["forced_PsfFlux_flag_noGoodPixels"] = np.zeros(n, bool)
+    # second moments (arcsec^2): the PSF's, and the source's (sharper for cosmic rays, broader near stars)
+    e1, e2 = rng.normal(0, 0.04, (2, n))
+    out["ixxPSF"] = (sig_as**2 * (1 + e1)).astype(f32)
+    out["iyyPSF"] = (sig_as**2 * (1 - e1)).astype(f32)
+    out["ixyPSF"] = (sig_as**2 * e2).astype(f32)
+    widen = np.select([np.isin(bog, ["cosmic_ray", "hot_pixel"]), np.isin(bog, ["bright_star", "star_residual"]),
+                       bog == "bad_column"], [0.3, 1.5, 0.6], 1.0)
+    noise = 1 + rng.normal(0, 1, (3, n)) * 2.0 / np.maximum(snr, 1.0)
+    out["ixx"] = (sig_as**2 * widen * np.abs(noise[0])).astype(f32)
+    out["iyy"] = (sig_as**2 * widen * np.abs(noise[1]) * np.where(bog == "bad_column", 4.0, 1.0)).astype(f32)
+    out["ixy"] = (sig_as**2 * widen * (noise[2] - 1) * 0.3).astype(f32)
+    shape_bad = edge & (rng.random(n) < 0.5)
+    out["shape_flag"] = shape_bad
+    out["shape_flag_no_pixels"] = np.zeros(n, bool)
+    out["shape_flag_not_contained"] = shape_bad.copy()
+    out["shape_flag_parent_source"] = np.zeros(n, bool)
+    galaxy = has & (det["cls"].to_numpy().astype(str) == "SN")
+    out["extendedness"] = np.clip(np.where(galaxy, rng.beta(2, 2, n), rng.beta(1, 3, n)), 0, 1).astype(f32)
+    out["dipoleFitAttempted"] = det["isDipole"].to_numpy(bool) | (rng.random(n) < 0.1)
+    out["bboxSize"] = np.clip(np.rint(6 * sig_as / PIXEL_SCALE * (1 + 0.3 * np.log(np.maximum(snr, 5) / 5))),
+                              9, 41).astype(np.int64)
+    # Rubin flags the negative footprint: a dipole's negative net flux is not flagged
+    out["isNegative"] = (flux < 0) & ~det["isDipole"].to_numpy(bool)
+    flags = {}
+    for name in PIXEL_FLAG_NAMES:
+        p = np.full(n, 0.01 if name in ("interpolated", "suspect", "saturated", "cr", "bad") else 0.0)
+        for kind, chances in _PIXEL_FLAGS.items():
+            if name in chances:
+                p = np.where(bog == kind, chances[name], p)
+        flags[f"pixelFlags_{name}"] = rng.random(n) < p
+    out["pixelFlags"] = np.any(np.column_stack(list(flags.values())), axis=1)
+    out.update(flags)
+    out["glint_trail"] = np.zeros(n, bool)
+    return out
+
+
 def _asteroids(exp, rng, per_visit):
     """Asteroids: each seen in both visits of a field's nightly pair, moving 0.1-1 deg/day."""
     g = exp.groupby(["fieldId", "night"], sort=True)
@@ -292,14 +435,14 @@ def _asteroids(exp, rng, per_visit):
     owner = np.repeat(np.arange(len(k)), k)
     n = len(owner)
     cols = ["expId", "fieldId", "ra", "dec", "psfFlux", "psfFluxErr", "truthId", "cls", "subtype", "hostId", "z",
-            "trueFlux", "templateFlux", "bogusType"]
+            "trueFlux", "templateFlux", "bogusType", "detSnr", "rateDegPerDay"]
     if n == 0:
         return pd.DataFrame(columns=cols)
     ra0, dec0 = _circle(rng, heads["ra"].to_numpy()[owner], heads["dec"].to_numpy()[owner],
                         FIELD_RADIUS_DEG * 0.9, n)
     rate = rng.uniform(0.1, 1.0, n)
     ang = rng.uniform(0, 2 * np.pi, n)
-    mag = rng.uniform(19.0, 23.5, n)
+    mag = _steep_counts(rng, 19.0, 24.5, n)  # N(<m) ~ 10**(0.5 m): most near the limit
     ids = -(rng.integers(1, 2**40, n))
     j = pd.DataFrame({"a": np.arange(n), "g": owner}).merge(
         pd.DataFrame({"v": np.arange(len(exp)), "g": gid}), on="g")
@@ -315,7 +458,8 @@ def _asteroids(exp, rng, per_visit):
         "expId": exp["expId"].to_numpy()[v][seen], "fieldId": exp["fieldId"].to_numpy()[v][seen],
         "ra": ra_v[seen], "dec": dec_v[seen], "psfFlux": obs[seen], "psfFluxErr": sig[seen],
         "truthId": ids[a][seen], "cls": "SSO", "subtype": "asteroid", "hostId": -1, "z": np.nan,
-        "trueFlux": f[seen], "templateFlux": 0.0, "bogusType": "",
+        "trueFlux": f[seen], "templateFlux": 0.0, "bogusType": "", "detSnr": np.nan,
+        "rateDegPerDay": rate[a][seen],
     })
 
 
