@@ -53,8 +53,8 @@ import functools
 import numpy as np
 import pandas as pd
 
+from ._lazy import dask_aware
 from .crossmatch import _positions, pairs_within
-from .scale import dask_aware
 
 __all__ = ["load_hipparcos", "bright_star_radius", "bright_star_veto", "load_openngc", "galaxy",
            "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog", "propagate_to_epoch",

@@ -58,9 +58,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._lazy import dask_aware
 from .catalogs import _moves, associate_hosts, bright_star_veto, pairs_at_epoch
 from .crossmatch import _positions, nearest_within
-from .scale import dask_aware
 
 __all__ = ["CONTEXTS", "classify_context", "catalogs_from_simulation", "context_accuracy", "simbad_reference",
            "bts_reference", "score_context", "ContextScore", "known_transients", "REFERENCE_ACCEPT",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .scale import _is_lazy, dask_aware
+from ._lazy import _is_lazy, dask_aware
 
 __all__ = ["match_cone", "cone_mask", "match_catalog", "match_watchlist", "read_watchlist", "pairs_within",
            "nearest_within", "angular_separation"]

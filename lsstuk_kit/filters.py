@@ -17,7 +17,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from .scale import dask_aware
+from ._lazy import dask_aware
 
 __all__ = [
     "observable", "quality", "has_history", "recurring", "new", "galactic_latitude", "galactic",

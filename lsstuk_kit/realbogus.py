@@ -523,7 +523,7 @@ def score_batch(batch, model=None):
 
     A :class:`~lsstuk_kit.scale.DaskAlerts` gives a Dask Series, scored partition by partition.
     """
-    from .scale import _is_lazy
+    from ._lazy import _is_lazy
 
     model = default_model() if model is None else model
     if _is_lazy(batch):

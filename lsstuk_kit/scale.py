@@ -29,8 +29,6 @@ Dask is optional: ``pip install "lsstuk_kit[dask]"`` (or ``pip install "dask[dat
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import uuid
 import warnings
@@ -38,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._lazy import _is_lazy, dask_aware  # noqa: F401 - re-exported: scale.dask_aware stays importable
 
 __all__ = ["DaskAlerts", "read_alerts_dask", "dask_aware"]
 
@@ -374,24 +374,3 @@ def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
     parts = [load(g, options, problems if i == 0 else ()) for i, g in enumerate(groups)]
     meta_batch = _load(groups[0], options, problems)  # the first partition gives the columns and dtypes
     return DaskAlerts(parts, meta_batch, groups)
-
-
-def _is_lazy(obj) -> bool:
-    return isinstance(obj, DaskAlerts)
-
-
-def dask_aware(func):
-    """Let a per-batch function also take a :class:`DaskAlerts` (then it maps over the partitions)."""
-    first = next(iter(inspect.signature(func).parameters))
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        target = args[0] if args else kwargs.get(first)
-        if isinstance(target, DaskAlerts):
-            if args:
-                return target.map_batches(func, *args[1:], **kwargs)
-            rest = {k: v for k, v in kwargs.items() if k != first}
-            return target.map_batches(lambda b: func(**{first: b}, **rest))
-        return func(*args, **kwargs)
-
-    return wrapper

@@ -30,7 +30,7 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import Latitude, Longitude
 
-from .scale import _is_lazy
+from ._lazy import _is_lazy
 
 __all__ = ["Watchmap", "simulated_skymap", "read_skymap", "match_galaxies_3d", "plot_skymap"]
 

@@ -93,9 +93,9 @@ def test_large_file_split_into_parts_reads_identically(tmp_path, monkeypatch):
     schema, alerts = simulate_packets(60, n_history=20, seed=2, cutouts=False)
     path = write(tmp_path / "big.avro", schema, alerts, sync_interval=1)  # one block per alert
     whole = lk.read_alerts(path, workers=1)
-    from lsstuk_kit import io as lio
+    from lsstuk_kit import _reader
 
-    monkeypatch.setattr(lio, "_PART_BYTES", 1)  # force many parts over 2 workers
+    monkeypatch.setattr(_reader, "_PART_BYTES", 1)  # force many parts over 2 workers (read by _Reader.make_parts)
     split = lk.read_alerts(path, workers=2)
     tables_equal(whole, split)
     assert list(split.sources.index) == [a["diaSource"]["diaSourceId"] for a in alerts]

@@ -84,7 +84,7 @@ class Source:
     def read_bytes(self, limit: int = MAX_TEXT_BYTES) -> bytes:
         """The source's bytes (files are read once, at most ``limit`` bytes, gzip undone)."""
         if self.data is None:
-            from ..io import _gunzip_file
+            from .._sources import _gunzip_file
 
             if self.path.endswith(".gz"):
                 self.data = _gunzip_file(self.path, limit, self.label, magic=None)

@@ -1,0 +1,39 @@
+"""Recognise lazy (Dask) batches without importing the Dask engine.
+
+The per-batch functions (filters, cross-matching, context, sky areas, ...) sit below the Dask
+engine (:mod:`lsstuk_kit.scale`), so they must not import it. A :class:`~lsstuk_kit.scale.DaskAlerts`
+can only exist once ``scale`` has been imported, so :func:`_is_lazy` looks it up in
+``sys.modules`` and never triggers that import itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+
+__all__ = ["dask_aware"]
+
+_SCALE = __name__.rpartition(".")[0] + ".scale"
+
+
+def _is_lazy(obj) -> bool:
+    scale = sys.modules.get(_SCALE)
+    return scale is not None and isinstance(obj, scale.DaskAlerts)
+
+
+def dask_aware(func):
+    """Let a per-batch function also take a :class:`DaskAlerts` (then it maps over the partitions)."""
+    first = next(iter(inspect.signature(func).parameters))
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        target = args[0] if args else kwargs.get(first)
+        if _is_lazy(target):
+            if args:
+                return target.map_batches(func, *args[1:], **kwargs)
+            rest = {k: v for k, v in kwargs.items() if k != first}
+            return target.map_batches(lambda b: func(**{first: b}, **rest))
+        return func(*args, **kwargs)
+
+    return wrapper
