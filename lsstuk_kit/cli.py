@@ -55,17 +55,24 @@ _EPILOG = """exit status:
 
 
 def _time_span(mjd_min: float, mjd_max: float) -> str:
-    """The span of a summary: hours up to a day, else days and the ISO dates (TAI)."""
+    """The span of a summary: hours up to a day, else days and the first and last dates (UTC calendar).
+
+    The MJDs are TAI (``midpointMjdTai``); the dates are converted to UTC.
+    """
     days = mjd_max - mjd_min
     if days <= 1.0:
         return f"{days * 24:.2f} h"
     try:
+        import warnings
+
         from astropy.time import Time
 
-        start, end = Time([mjd_min, mjd_max], format="mjd", scale="tai").to_value("iso", subfmt="date_hms")
+        with warnings.catch_warnings():  # dates beyond the leap-second table: "dubious year", still a date
+            warnings.simplefilter("ignore")
+            start, end = Time([mjd_min, mjd_max], format="mjd", scale="tai").utc.to_value("iso", subfmt="date_hms")
     except Exception:  # noqa: BLE001 - dates beyond astropy's range: the span alone
         return f"{days:.2f} d"
-    return f"{days:.2f} d, {start[:19]} to {end[:19]} TAI"
+    return f"{days:.2f} d, {start.split('.')[0]} to {end.split('.')[0]} UTC"
 
 
 def summarize(path, *, progress=None, out=None) -> int:

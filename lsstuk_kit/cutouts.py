@@ -240,6 +240,7 @@ def plot_cutouts(batch, diaSourceId, fig=None, *, stretch="zscale", north=True, 
         fig.clear()
     c = batch.cutouts(diaSourceId)
     axes = fig.subplots(1, 3)
+    notes: set[str] = set()
     for ax, name in zip(axes, STAMPS):
         img = c[name]
         ax.set_xticks([])
@@ -250,17 +251,49 @@ def plot_cutouts(batch, diaSourceId, fig=None, *, stretch="zscale", north=True, 
             continue
         rotated = north and c.wcs is not None
         shown = north_up(img, c.wcs) if rotated else img
-        im = ax.imshow(shown, origin="lower", cmap=cmap, norm=_norm(shown, stretch), interpolation="nearest")
+        masked = np.ma.masked_invalid(np.asarray(shown, float))
+        n_bad = int(np.ma.count_masked(masked))
+        cm = _cmap_with_bad(cmap)
+        im = ax.imshow(masked, origin="lower", cmap=cm, norm=_norm(shown, stretch), interpolation="nearest")
         ny, nx = shown.shape
         ax.plot([(nx - 1) / 2], [(ny - 1) / 2], marker="+", color="C1", ms=14, mew=1.2)
         ax.set_title(f"{name}" + (" (N up, E left)" if rotated else ""), fontsize=9)
+        if rotated and n_bad:
+            notes.add("blue-grey corners: no data after north-up resampling")
         if colorbar:
             cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.06, pad=0.04)
-            cb.ax.tick_params(labelsize=7)
+            _compact_colorbar(cb)
             unit = (c.headers.get(name) or {}).get("BUNIT", "")
             cb.set_label(unit, fontsize=7)
-    fig.suptitle(f"diaSourceId {diaSourceId}", fontsize=10)
+    fig.suptitle(f"diaSourceId {diaSourceId}" + "".join(f"  ({n})" for n in sorted(notes)), fontsize=10)
     return fig
+
+
+_BAD_COLOUR = "#b7c4cf"  # neutral blue-grey: not a data value in a grey or viridis map
+
+
+def _cmap_with_bad(cmap):
+    """A copy of ``cmap`` that shows masked / NaN pixels in a neutral colour."""
+    import matplotlib
+
+    cm = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+    return cm.with_extremes(bad=_BAD_COLOUR)
+
+
+def _compact_colorbar(cb):
+    """At most four ticks with short labels (e.g. ``1.2k``), so they cannot run together under any stretch."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    def short(v, _pos=None):
+        a = abs(v)
+        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if a >= div:
+                return f"{v / div:.3g}{suffix}"
+        return f"{v:.0f}" if a >= 10 else (f"{v:.2g}" if a else "0")
+
+    cb.locator = MaxNLocator(nbins=3, min_n_ticks=2)
+    cb.formatter = FuncFormatter(short)
+    cb.ax.tick_params(labelsize=7)
 
 
 def save_stamp(batch, diaSourceId, path, which="difference", stretch="zscale"):

@@ -14,8 +14,38 @@ def _history(obj):
     return obj.history if hasattr(obj, "history") and hasattr(obj, "sources") else obj
 
 
+def _mjd_to_date(mjd: float) -> str:
+    """Calendar date (UTC, to the day; TAI - UTC is well under a day) of an MJD."""
+    from datetime import datetime, timedelta
+
+    return (datetime(1858, 11, 17) + timedelta(days=float(mjd))).strftime("%Y-%m-%d")
+
+
+def _time_axis(ax, ref, label, dates, span=None):
+    """Readable time axis: few, non-overlapping ticks on offsets from ``ref`` (an MJD); optional dates on top."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3))
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    ax.xaxis.set_major_formatter(fmt)
+    ax.set_xlabel(label)
+    if dates:
+        import matplotlib.dates as mdates
+
+        off = ref + float(mdates.datestr2num("1858-11-17"))  # x (days from ref) -> matplotlib date number
+        sec = ax.secondary_xaxis("top", functions=(lambda x: x + off, lambda d: d - off))
+        loc = mdates.AutoDateLocator(minticks=2, maxticks=5)
+        sec.xaxis.set_major_locator(loc)
+        sec.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, show_offset=False))
+        sec.tick_params(labelsize=7)
+        years = sorted({_mjd_to_date(ref + x)[:4] for x in (span or (0.0,))})
+        sec.set_xlabel(f"date (UTC, {'-'.join(years)})", fontsize=8)
+    return ax
+
+
 def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forced=True, limits=True,
-                    forced_snr=3.0):
+                    forced_snr=3.0, dates=False):
     """Plot one object's light curve per band; return the Axes.
 
     Detections are filled circles with error bars, forced photometry small open
@@ -30,7 +60,13 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     unit : {"mag", "flux"}
         AB magnitude of positive fluxes (y axis inverted), or difference flux in nJy.
     time : {"mjd", "days"}
-        MJD, or days since the first detection.
+        MJD as an offset from the whole MJD of the first detection (the axis label
+        reads e.g. "MJD - 61061 (TAI)"), or days since the first detection (the label
+        gives its MJD and date). Ticks come from ``MaxNLocator`` so they never overlap.
+    dates : bool
+        Add a calendar-date axis (UTC) on top.
+
+    The legend sits outside the axes, to the right of the data.
 
     Examples
     --------
@@ -48,14 +84,15 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     if ax is None:
         from matplotlib.figure import Figure
 
-        ax = Figure(figsize=(7, 3.6)).subplots()
+        ax = Figure(figsize=(7, 3.6), layout="constrained").subplots()
     h = _history(batch)
     lc = h[h["diaObjectId"] == diaObjectId]
     if lc.empty:
         raise KeyError(f"no history for diaObjectId {diaObjectId!r}")
     det = lc[lc["kind"] == "detection"]
     t0 = float(det["midpointMjdTai"].min()) if len(det) else float(lc["midpointMjdTai"].min())
-    tcol = lc["midpointMjdTai"] - (t0 if time == "days" else 0.0)
+    ref = t0 if time == "days" else float(np.floor(t0))
+    tcol = lc["midpointMjdTai"] - ref
     present = set(lc["band"].dropna().astype(str))
     order = list(BANDS) + [b for b in BAND_COLORS if b not in BANDS]  # Rubin's, then e.g. ATLAS c and o
     for band in [b for b in order if b in present] + sorted(present - set(order)):
@@ -104,11 +141,14 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     else:
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_ylabel("difference flux (nJy)")
-    ax.set_xlabel("MJD (TAI)" if time == "mjd" else "days since first detection")
+    label = (f"MJD - {ref:.0f} (TAI)" if time == "mjd"
+             else f"days since first detection (MJD {ref:.2f}, {_mjd_to_date(ref)})")
+    _time_axis(ax, ref, label, dates, span=(float(tcol.min()), float(tcol.max())))
     ax.set_title(f"diaObjectId {diaObjectId}", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(fontsize=7, ncol=min(len(handles), 6), loc="best")
+    if handles:  # outside the data, right of the axes (clear of the y label on the left)
+        ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                  frameon=False, handlelength=1.2)
     return ax
 
 

@@ -91,7 +91,7 @@ def query(batch, sql: str, *, as_batch=False, safe=False, **tables):
     >>> batch.sql("SELECT * FROM read_csv('/etc/passwd')", safe=True)
     Traceback (most recent call last):
     ...
-    lsstuk_kit.sql.SQLError: Permission error: ... file system operations are disabled by configuration ...
+    lsstuk_kit.sql.SQLError: SQL error (permission): ... file system operations are disabled by configuration ...
     """
     import duckdb
 
@@ -117,11 +117,10 @@ def query(batch, sql: str, *, as_batch=False, safe=False, **tables):
     except duckdb.Error as exc:
         listing = "; ".join(f"{n}({', '.join(map(str, list(df.columns)[:8]))}{', ...' if df.shape[1] > 8 else ''})"
                             for n, df in frames.items())
-        kind = type(exc).__name__.replace("Exception", " error").replace("Error error", "error")
         hint = ""
         if safe and isinstance(exc, duckdb.PermissionException):
             hint = "\n(safe=True: files, directories and the network are off for this query)"
-        raise SQLError(f"{kind}: {str(exc).strip()}{hint}\nTables: {listing}") from None
+        raise SQLError(f"{duckdb_message(exc)}{hint}\nTables: {listing}") from None
     finally:
         con.close()
     if not as_batch:
@@ -131,6 +130,26 @@ def query(batch, sql: str, *, as_batch=False, safe=False, **tables):
                        f"{list(result.columns)}")
     ids = pd.unique(result["diaSourceId"])
     return batch[batch.sources.index.isin(ids)]
+
+
+def duckdb_message(exc: BaseException) -> str:
+    """A DuckDB error as one readable line: ``SQL error (binder): Referenced column ...``.
+
+    DuckDB's message already starts with its class (``Binder Error: ...``); the
+    kind is said once, from the exception's class, and that prefix is dropped.
+
+    >>> import duckdb
+    >>> duckdb_message(duckdb.BinderException('Binder Error: Referenced column "x" not found'))
+    'SQL error (binder): Referenced column "x" not found'
+    >>> duckdb_message(duckdb.ParserException("syntax error at or near \\"selec\\""))
+    'SQL error (parser): syntax error at or near "selec"'
+    """
+    name = type(exc).__name__
+    kind = re.sub(r"(Exception|Error)$", "", name) or name
+    kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).lower()
+    text = str(exc).strip()
+    text = re.sub(r"^[A-Z][A-Za-z ]{0,40}? Error:\s*", "", text)
+    return f"SQL error ({kind}): {text}" if kind != "error" else f"SQL error: {text}"
 
 
 def _check_statements(con, sql):

@@ -26,6 +26,8 @@ import html
 import numpy as np
 import pandas as pd
 
+from .surveys.common import BAND_COLORS, BANDS
+
 __all__ = ["AlertBrowser"]
 
 TABLE_COLUMNS = ["diaObjectId", "midpointMjdTai", "band", "mag", "magErr", "snr", "reliability"]
@@ -63,7 +65,9 @@ class AlertBrowser:
                                       continuous_update=False)
         self.reliability = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="reliability ≥",
                                          continuous_update=False)
-        bands = sorted(s["band"].astype(str).unique())
+        present = set(s["band"].astype(str))
+        order = list(BANDS) + [b for b in BAND_COLORS if b not in BANDS]  # ugrizy, then e.g. ATLAS c and o
+        bands = [b for b in order if b in present] + sorted(present - set(order))
         self.bands = w.SelectMultiple(options=bands, value=tuple(bands), description="bands", rows=min(6, len(bands)))
         opts = ["(all)"] + (sorted(self.classes.dropna().astype(str).unique()) if self.classes is not None else [])
         self.cls = w.Dropdown(options=opts, value="(all)", description="class")

@@ -169,7 +169,7 @@ def test_console_script_internal_error_exit_status(tmp_path):
     assert res.returncode == 70 and "Traceback" not in res.stderr and "RuntimeError" in res.stderr
 
 
-def test_long_time_span_in_days_with_iso_dates(tmp_path, capsys):
+def test_long_time_span_in_days_with_utc_dates(tmp_path, capsys):
     from astropy.time import Time
 
     from lsstuk_kit.simulate import simulate_packets
@@ -180,9 +180,9 @@ def test_long_time_span_in_days_with_iso_dates(tmp_path, capsys):
     assert main(["summary", str(tmp_path)]) == EXIT_OK
     out = capsys.readouterr().out
     s = lk.read_alerts(tmp_path).summary()
-    start, end = Time([s["mjd_min"], s["mjd_max"]], format="mjd", scale="tai").to_value("iso", subfmt="date_hms")
+    start, end = Time([s["mjd_min"], s["mjd_max"]], format="mjd", scale="tai").utc.to_value("iso", subfmt="date_hms")
     days = s["mjd_max"] - s["mjd_min"]
     assert 400 < days < 401
-    assert f"({days:.2f} d, {start[:19]} to {end[:19]} TAI)" in out
+    assert f"({days:.2f} d, {start[:19]} to {end[:19]} UTC)" in out  # calendar dates in UTC (MJDs are TAI)
     assert start.startswith("2023-02-25") and end.startswith("2024-03-31")
     assert " h)" not in out

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..sql import duckdb_message
 from .features import OBJECT_COLUMNS, objects_per_alert
 from .query import LasairFilter, LasairFilterError, LasairFilterWarning
 from .tables import annotations, area_hits, crossmatch_tns, sherlock_classifications, tns_watchlist_hits, watchlist_hits
@@ -251,7 +252,7 @@ def run_filter(batch, lasair_filter, *, kind="attributes", context=None, tns=Non
             raise LasairFilterError(f"the filter must build one SELECT statement; it builds {len(statements)}")
         result = con.execute(sql).fetchdf()
     except duckdb.Error as exc:
-        raise LasairFilterError(f"the filter does not run: {type(exc).__name__}: {str(exc).strip()}\n"
+        raise LasairFilterError(f"the filter does not run: {duckdb_message(exc)}\n"
                                 f"SQL run (DuckDB): {sql}") from None
     finally:
         con.close()
