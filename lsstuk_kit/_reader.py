@@ -430,6 +430,15 @@ class _Reader:
             if ref.from_folder and not sniff.suffix.endswith(_AVRO_SUFFIXES):
                 return None  # a file beside the alerts that is not alerts (e.g. a truth table)
             if ref.kind == "bytes" and sniff.obj is None:
+                if sniff.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+                    # meant as JSON but does not parse (e.g. truncated): say so, not "not an Avro container"
+                    try:
+                        json.loads(ref.data)
+                        reason = "JSON that no format the kit knows claims"
+                    except (ValueError, RecursionError) as err:
+                        reason = f"not valid JSON ({type(err).__name__}: {err})"
+                    self.fail(f"{reason}; the formats the kit knows: {', '.join(formats.names())}", ref.label)
+                    return None
                 return "avro", None  # bytes that are not JSON: the container reader says what is wrong
             if self.errors_mode == "raise":
                 raise

@@ -394,7 +394,7 @@ class ContextScore:
 
 def _cluster_bootstrap(correct, groups, n_boot, rng, level):
     """Percentile interval of the mean of ``correct``, resampling whole groups (objects)."""
-    codes, uniq = pd.factorize(pd.Series(groups))
+    codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
     k = len(uniq)
     if k == 0:
         return np.nan, np.nan

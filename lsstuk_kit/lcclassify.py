@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .context import _cluster_bootstrap
 from .features import extract_features
 
 __all__ = ["CLASSES", "CLASSIFIER_FEATURES", "SIMBAD_CLASS", "truth_classes", "simulate_labelled",
@@ -205,19 +206,6 @@ class ClassScore:
                 f"{self.per_class.to_string()}")
 
 
-def _bootstrap(correct, groups, n_boot, rng, level):
-    codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
-    k = len(uniq)
-    if k == 0:
-        return np.nan, np.nan
-    hits = np.bincount(codes, weights=correct.astype(float), minlength=k)
-    size = np.bincount(codes, minlength=k).astype(float)
-    draw = rng.integers(0, k, size=(n_boot, k))
-    acc = hits[draw].sum(1) / size[draw].sum(1)
-    a = (1 - level) / 2
-    return float(np.quantile(acc, a)), float(np.quantile(acc, 1 - a))
-
-
 def score_classes(predicted, reference, *, groups=None, accept=None, n_boot=2000, level=0.95, seed=0):
     """Confusion matrix and accuracy per reference class, with bootstrap intervals resampling objects.
 
@@ -250,7 +238,7 @@ def score_classes(predicted, reference, *, groups=None, accept=None, n_boot=2000
     rows = []
     for cls in [c for c in (*CLASSES, "SN") if c in set(ref_k)] + sorted(set(ref_k) - set(CLASSES) - {"SN"}):
         sel = ref_k == cls
-        lo, hi = _bootstrap(ok[sel], grp_k[sel], n_boot, rng, level)
+        lo, hi = _cluster_bootstrap(ok[sel], grp_k[sel], n_boot, rng, level)
         rows.append({"class": cls, "n": int(sel.sum()), "objects": int(pd.Series(grp_k[sel]).nunique()),
                      "correct": int(ok[sel].sum()), "accuracy": float(ok[sel].mean()), "lo": lo, "hi": hi,
                      "most_common": pd.Series(got_k[sel]).value_counts().index[0]})
@@ -260,7 +248,7 @@ def score_classes(predicted, reference, *, groups=None, accept=None, n_boot=2000
     conf = pd.crosstab(pd.Series(ref_k, name="reference"), pd.Series(got_k, name="predicted")).reindex(
         index=list(per.index), columns=cols, fill_value=0)
     overall = float(ok.mean()) if len(ok) else np.nan
-    interval = _bootstrap(ok, grp_k, n_boot, rng, level)
+    interval = _cluster_bootstrap(ok, grp_k, n_boot, rng, level)
     balanced = float(per["accuracy"].mean()) if len(per) else np.nan
     return ClassScore(per, conf, overall, interval, balanced, int(keep.sum()), int(pd.Series(grp_k).nunique()))
 

@@ -178,3 +178,11 @@ def test_mixed_surveys_key_objects_by_string(real_alerts):
     assert objs.index.is_unique and all(isinstance(i, str) for i in objs.index)
     assert set(objs.index) <= set(batch.sources["diaObjectId"])
     assert "ZTF19acihgng" in objs.index
+
+
+def test_truncated_json_text_is_named_as_json():
+    batch = lk.read_alerts('{"diaObjectId": 1, "alert": {"diaSourcesList": [', errors="skip")
+    assert len(batch) == 0 and len(batch.errors) == 1
+    assert "not valid JSON" in batch.errors["reason"][0] and "Avro" not in batch.errors["reason"][0]
+    with pytest.raises(AlertFormatError, match="not valid JSON"):
+        lk.read_alerts(b'[{"UTC": "2026-01-29 11:40:14", "diaObjectId": 1')

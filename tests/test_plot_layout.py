@@ -118,3 +118,21 @@ def test_cutout_north_up_corners_masked_and_noted(sample):
     assert np.ma.is_masked(arr) and np.ma.count_masked(arr) > 0  # the corners outside the stamp
     assert images[0].get_cmap().get_bad()[3] > 0  # drawn in an opaque neutral colour, not white/transparent
     assert "no data" in fig._suptitle.get_text()
+
+
+def test_filter_backtest_plot_has_readable_time_ticks():
+    import matplotlib.pyplot as plt
+
+    from lsstuk_kit.lasair import LasairFilter, run_filter
+
+    res = run_filter(lk.load_sample(), LasairFilter("objects.diaObjectId", "objects.nDiaSources >= 2"), max_share=1.0)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    res.plot(ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert 3 <= len(labels) <= 8
+    assert all(len(t.get_text()) <= 6 for t in labels), [t.get_text() for t in labels]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

@@ -357,6 +357,18 @@ def _extras(ch, used, reserved, cols):
             cols["a:" + (f"fink_{k}" if k in reserved else k)] = v
 
 
+def _top_id(ch, cols, name, record):
+    """The row's top-level id column (a double recovered to int64 where exact), checked against ``record.name``."""
+    top = ch.col(name)
+    if pa.types.is_floating(top.type):
+        top, lost = _exact_int(top)
+        ch.fail_rows(lost, f"{name} is an integer id stored as a double that cannot be recovered exactly", name)
+    if "s:" + name in cols:
+        differ = pc.fill_null(pc.not_equal(top.cast(pa.int64()), cols["s:" + name].cast(pa.int64())), False)
+        ch.fail_rows(differ.to_numpy(zero_copy_only=False), f"the row's {name} differs from its {record}.{name}", name)
+    return top
+
+
 def _lsst_table(ch: _Chunk, source: Source):
     t = ch.t
     version = None
@@ -380,16 +392,7 @@ def _lsst_table(ch: _Chunk, source: Source):
     ch.check_required(required, "diaSource.")
     used = {"diaSource"}
     if "diaSourceId" in t.column_names:
-        top = ch.col("diaSourceId")
-        if pa.types.is_floating(top.type):
-            top, lost = _exact_int(top)
-            ch.fail_rows(lost, "diaSourceId is an integer id stored as a double that cannot be recovered exactly",
-                         "diaSourceId")
-        if "s:diaSourceId" in cols:
-            differ = pc.fill_null(pc.not_equal(top.cast(pa.int64()), cols["s:diaSourceId"].cast(pa.int64())),
-                                  False)
-            ch.fail_rows(differ.to_numpy(zero_copy_only=False),
-                         "the row's diaSourceId differs from its diaSource.diaSourceId", "diaSourceId")
+        _top_id(ch, cols, "diaSourceId", "diaSource")
         used.add("diaSourceId")
     if "diaObject" in t.column_names:
         obj = _null_empty(ch.col("diaObject"))
@@ -451,16 +454,7 @@ def _ztf_table(ch: _Chunk, source: Source):
                          f"candidate.{f}")
     used = {"candidate"}
     if "candid" in t.column_names:
-        top = ch.col("candid")
-        if pa.types.is_floating(top.type):
-            top, lost = _exact_int(top)
-            ch.fail_rows(lost, "candid is an integer id stored as a double that cannot be recovered exactly",
-                         "candid")
-        if "s:candid" in cols:
-            differ = pc.fill_null(pc.not_equal(top.cast(pa.int64()), cols["s:candid"].cast(pa.int64())), False)
-            ch.fail_rows(differ.to_numpy(zero_copy_only=False), "the row's candid differs from its candidate.candid",
-                         "candid")
-        cols["a:candid"] = top
+        cols["a:candid"] = _top_id(ch, cols, "candid", "candidate")
         used.add("candid")
     for name in ("objectId", "schemavsn", "publisher"):
         if name in t.column_names:

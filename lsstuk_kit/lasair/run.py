@@ -82,10 +82,15 @@ class FilterResult:
         ph = self.report["per_hour"]
         width = 1 / 24 * 0.9
         x = mdates_num(ph.index)
-        ax.bar(x, ph["alerts_in"], width=width, fill=False, edgecolor="0.5", label="alerts in")
-        ax.bar(x, ph["alerts_passed"], width=width, color=kwargs.pop("color", "C0"), label="passed", **kwargs)
-        ax.xaxis_date()
-        ax.set_xlabel("hour (UTC)")
+        import matplotlib.dates as mdates
+
+        ax.bar(x, ph["alerts_in"], width=width, align="edge", fill=False, edgecolor="0.5", label="alerts in")
+        ax.bar(x, ph["alerts_passed"], width=width, align="edge", color=kwargs.pop("color", "C0"), label="passed",
+               **kwargs)
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("time (UTC)")
         ax.set_ylabel("alerts per hour")
         ax.set_title(f"{self.filter.name or 'filter'}: {self.report['alerts_passed']} of "
                      f"{self.report['alerts']} alerts ({self.report['share']:.1%})")
