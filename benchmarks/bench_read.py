@@ -1,20 +1,28 @@
-"""Read speed of heavy, real-shaped Rubin alerts: read_alerts against a fastavro dict loop.
+"""Read speed of real-shaped Rubin alerts: the compiled decoder against fastavro and against memory.
 
-Builds a container of at least 2,000 Rubin-schema alerts shaped like the real
-ones in ../shared/real-alerts/lsst (300-400 previous detections, as many forced
-photometry rows, three FITS cutouts, ~230 KB each), then measures, in this one
-process and on the same file:
+Cases (``--case``):
 
-  (a) fastavro decode-to-dicts loop (what most broker clients and tutorials do)
-  (b) read_alerts(path)                        -> sources + history, all columns
-  (c) read_alerts(path, columns=DEFAULT_COLUMNS) -> the typical projection
-  (d) as (b) with verify=True: every block's records walked (here each block holds one heavy
-      alert, which the default verify="auto" leaves to the decoder)
-  (e) as (b) with verify=False: no walk and no codec check
+- ``real`` (default when ``../shared/real-alerts/lsst`` exists): the 7 real Rubin alerts of
+  ``part-2-918301.avro`` replicated to ``--alerts`` records with new ids (~220 KB each: 300-400
+  previous detections, as many forced-photometry rows, three FITS cutouts);
+- ``synthetic``: simulated heavy alerts of the same shape (``simulate_packets``);
+- ``lite``: the real alerts without history (the shape of Lasair's lite streams), cutouts kept.
 
-Prints alerts/s, the ratio to (a) and peak extra memory (RSS sampled every 5 ms).
+Rows, all measured in this one process on the same file (best of ``--repeat``):
 
-    python benchmarks/bench_read.py [--alerts 2000] [--distinct 24] [--repeat 2]
+  fastavro to dicts                  the loop most broker clients start from (the baseline)
+  fastavro dicts + pandas tables     the loop plus the tables a user wants (on the first 200 alerts)
+  read_alerts, all columns           the kit (compiled decoder, 2 workers)
+  read_alerts, DEFAULT_COLUMNS       the typical projection
+  read_alerts, no cutouts            all columns but the stamps
+  reading the file into memory       numpy.fromfile: the limit any decoder has
+  container framing only             the block index the reader builds first
+
+Prints alerts/s, the ratio to fastavro, the fraction of the memory-read rate, and peak extra
+resident memory against the file's size. Then the compiled decoder's first-call cost: a fresh
+process with an empty numba cache (compiling) and one with the cache warm.
+
+    python benchmarks/bench_read.py [--case real|synthetic|lite|all] [--alerts 2000] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -78,6 +86,81 @@ def build(path, n_alerts, distinct, seed=7):
     return os.path.getsize(path)
 
 
+REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "real-alerts", "lsst", "part-2-918301.avro")
+
+
+def build_real(path, n_alerts, lite=False):
+    """Replicate the real Rubin alerts to ``n_alerts`` records with new ids (``lite``: no history)."""
+    with open(REAL, "rb") as fh:
+        reader = fastavro.reader(fh)
+        schema = reader.writer_schema
+        proto = list(reader)
+    parsed = fastavro.parse_schema(schema)
+
+    def gen():
+        for i in range(n_alerts):
+            a = dict(proto[i % len(proto)])
+            src = dict(a["diaSource"])
+            src["diaSourceId"] = a["diaSourceId"] = 10**17 + i
+            src["diaObjectId"] = 10**16 + i
+            a["diaSource"] = src
+            if a.get("diaObject"):
+                a["diaObject"] = {**a["diaObject"], "diaObjectId": 10**16 + i}
+            if lite:
+                a["prvDiaSources"] = a["prvDiaForcedSources"] = None
+            yield a
+
+    with open(path, "wb") as fh:
+        fastavro.writer(fh, parsed, gen())
+    return os.path.getsize(path)
+
+
+def fastavro_tables(path, limit=200):
+    """fastavro dicts, then the pandas tables a user wants (alerts, history): the plain-Python way."""
+    import pandas as pd
+
+    rows, hist = [], []
+    with open(path, "rb") as fh:
+        for i, alert in enumerate(fastavro.reader(fh)):
+            if i == limit:
+                break
+            rows.append(alert["diaSource"])
+            for key in ("prvDiaSources", "prvDiaForcedSources"):
+                for h in alert.get(key) or ():
+                    hist.append({**h, "kind": key})
+    pd.DataFrame(rows), pd.DataFrame(hist)
+    return min(limit, i + 1)
+
+
+def memory_read(path):
+    import numpy as np
+
+    return len(np.fromfile(path, np.uint8))
+
+
+def framing_only(path):
+    from lsstuk_kit import _container
+
+    with open(path, "rb") as fh:
+        return _container.index_container(fh.read()).n_records
+
+
+def first_call_cost(path):
+    """Seconds of a fresh process's first read: numba cache empty (compiling), then warm."""
+    import subprocess
+    import sys
+
+    code = (f"import time, lsstuk_kit as lk; t = time.perf_counter(); lk.read_alerts({path!r}, workers=1); "
+            "print(time.perf_counter() - t)")
+    out = []
+    with tempfile.TemporaryDirectory(prefix="numba_cache_") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(2):
+            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            out.append(float(res.stdout.strip().splitlines()[-1]))
+    return out
+
+
 def fastavro_loop(path):
     n = 0
     with open(path, "rb") as fh:
@@ -86,44 +169,73 @@ def fastavro_loop(path):
     return n
 
 
+def measure(label, path, size, n_alerts, repeat, lite=False):
+    probe = lk.read_alerts(path, cutouts=False)
+    hist = probe.history["kind"].value_counts()
+    del probe
+    print(f"\n{label}: {n_alerts} alerts, {size / 2**20:.0f} MiB ({size / n_alerts / 1024:.0f} KB/alert), "
+          f"{hist.get('detection', 0) / n_alerts - 1:.0f} previous detections + {hist.get('forced', 0) / n_alerts:.0f} "
+          f"forced rows per alert; cores: {os.cpu_count()}")
+    cases = [
+        ("fastavro to dicts (baseline)", lambda: fastavro_loop(path), n_alerts),
+        ("fastavro dicts + pandas tables", lambda: fastavro_tables(path), min(200, n_alerts)),
+        ("read_alerts, all columns", lambda: len(lk.read_alerts(path, workers=2)), n_alerts),
+        ("read_alerts, DEFAULT_COLUMNS", lambda: len(lk.read_alerts(path, columns=lk.DEFAULT_COLUMNS, workers=2)),
+         n_alerts),
+        ("read_alerts, no cutouts", lambda: len(lk.read_alerts(path, cutouts=False, workers=2)), n_alerts),
+        ("reading the file into memory", lambda: memory_read(path) and n_alerts, n_alerts),
+        ("container framing only", lambda: framing_only(path), n_alerts),
+    ]
+    results = []
+    for name, fn, expect in cases:
+        best, mem = float("inf"), 0.0
+        for _ in range(repeat):
+            with PeakRSS() as m:
+                t = time.perf_counter()
+                n = fn()
+                dt = time.perf_counter() - t
+            assert n == expect, (name, n)
+            best, mem = min(best, dt), max(mem, m.extra_mb)
+        results.append((name, expect / best, mem))
+    base = results[0][1]
+    limit = results[5][1]
+    print(f"{'path':34s} {'alerts/s':>10s} {'x fastavro':>11s} {'of memory':>10s} {'peak MiB':>9s} {'x file':>7s}")
+    for name, rate, mem in results:
+        print(f"{name:34s} {rate:10.0f} {rate / base:11.1f} {rate / limit:10.2f} {mem:9.0f} "
+              f"{mem * 2**20 / size:7.2f}")
+    return results
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", default="all", choices=["real", "synthetic", "lite", "all"])
     ap.add_argument("--alerts", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=24)
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs per case")
     args = ap.parse_args(argv)
+    have_real = os.path.exists(REAL)
+    cases = ["real", "lite", "synthetic"] if args.case == "all" else [args.case]
+    if not have_real and any(c in ("real", "lite") for c in cases):
+        print(f"{REAL} is absent: real-shaped cases skipped, synthetic measured")
+        cases = ["synthetic"]
     with tempfile.TemporaryDirectory(prefix="bench_read_") as tmp:
-        path = os.path.join(tmp, "heavy.avro")
-        t0 = time.perf_counter()
-        size = build(path, args.alerts, args.distinct)
-        probe = lk.read_alerts(path, cutouts=False)
-        hist = probe.history["kind"].value_counts()
-        print(f"built {args.alerts} alerts, {size / 2**20:.0f} MiB ({size / args.alerts / 1024:.0f} KB/alert), "
-              f"{hist.get('detection', 0) / args.alerts:.0f} detections + {hist.get('forced', 0) / args.alerts:.0f} "
-              f"forced rows per alert, in {time.perf_counter() - t0:.1f} s; cores: {os.cpu_count()}")
-        del probe
-        cases = [
-            ("(a) fastavro dict loop (baseline)", lambda: fastavro_loop(path)),
-            ("(b) read_alerts, all columns", lambda: len(lk.read_alerts(path))),
-            ("(c) read_alerts, typical projection", lambda: len(lk.read_alerts(path, columns=lk.DEFAULT_COLUMNS))),
-            ("(d) as (b), verify=True", lambda: len(lk.read_alerts(path, verify=True))),
-            ("(e) as (b), verify=False", lambda: len(lk.read_alerts(path, verify=False))),
-        ]
-        results = []
-        for name, fn in cases:
-            best, mem = float("inf"), 0.0
-            for _ in range(args.repeat):
-                with PeakRSS() as m:
-                    t = time.perf_counter()
-                    n = fn()
-                    dt = time.perf_counter() - t
-                assert n == args.alerts, (name, n)
-                best, mem = min(best, dt), max(mem, m.extra_mb)
-            results.append((name, args.alerts / best, mem))
-        base = results[0][1]
-        print(f"{'case':40s} {'alerts/s':>10s} {'x (a)':>7s} {'peak MiB':>9s}")
-        for name, rate, mem in results:
-            print(f"{name:40s} {rate:10.0f} {rate / base:7.2f} {mem:9.0f}")
+        small = None
+        for case in cases:
+            path = os.path.join(tmp, f"{case}.avro")
+            n = args.alerts * (10 if case == "lite" else 1)
+            if case == "synthetic":
+                size = build(path, n, args.distinct)
+            else:
+                size = build_real(path, n, lite=case == "lite")
+            measure(case, path, size, n, args.repeat)
+            if small is None:
+                small = os.path.join(tmp, "small.avro")
+                build_real(small, 50) if have_real else build(small, 50, 5)
+            os.remove(path)
+        cold, warm = first_call_cost(small)
+        print(f"\nfirst read in a fresh process (50 alerts): {cold:.1f} s with an empty numba cache (compiling), "
+              f"{warm:.2f} s with the cache warm")
+
 
 
 if __name__ == "__main__":

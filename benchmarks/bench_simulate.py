@@ -44,13 +44,12 @@ def run(out, label, **kw):
     t2 = time.perf_counter()
     n = int(index["n_alerts"].sum())
     size = sum(os.path.getsize(os.path.join(out, "alerts", f)) for f in index["file"])
-    from lsstuk_kit._duck import connect
+    from lsstuk_kit import read_alerts
 
-    files = ", ".join(f"'{os.path.join(out, 'alerts', f)}'" for f in index["file"])
-    rows = connect(threads=2).execute(
-        "SELECT coalesce(len(prvDiaSources), 0) + coalesce(len(prvDiaForcedSources), 0) "
-        f"FROM read_avro([{files}])").fetchnumpy()
-    rows = next(iter(rows.values()))
+    hist = read_alerts(os.path.join(out, "alerts"), columns=["midpointMjdTai"], cutouts=False).history
+    rows = hist[hist["kind"] != "detection"].groupby("_alert").size() if "_alert" in hist else hist.groupby(
+        "diaObjectId").size()
+    rows = rows.to_numpy()
     print(f"{label}: {n} alerts in {len(index)} visit files, {size / 2**20:.0f} MiB "
           f"({size / max(n, 1) / 1024:.0f} KB/alert); history rows per alert (detections + forced): "
           f"median {np.median(rows):.0f}, 90th percentile {np.percentile(rows, 90):.0f}, max {rows.max()}")

@@ -468,6 +468,21 @@ def wrap_bodies(schema_json: str, bodies) -> bytes:
     )
 
 
+def wrap_messages(schema_json: str, bodies) -> bytes:
+    """Wrap schemaless Avro bodies (all of one schema) into one container, one block per body.
+
+    Each message is its own block, so the decoder checks that each decodes to exactly
+    its length and a bad message costs no other.
+    """
+    sync = os.urandom(SYNC_SIZE)
+    out = [make_header(schema_json, sync)]
+    for body in bodies:
+        out.append(_write_long(1) + _write_long(len(body)))
+        out.append(body)
+        out.append(sync)
+    return b"".join(out)
+
+
 @functools.lru_cache(maxsize=64)
 def _skip_schemas(raw: bytes):
     """Fastavro's parsed writer schema and an empty reader schema of the same name (skip every field)."""

@@ -1,32 +1,33 @@
 """Stages 2 and 3 of reading: frame the Avro containers into parts, and decode the parts.
 
-:class:`_Reader` turns sources into container units (indexing blocks, verifying them, grouping
-wire messages by schema id), routes non-Avro sources to their format's reader, cuts and merges
-units into parts, decodes the parts with DuckDB (one connection per thread) and salvages a part
-DuckDB rejects record by record with fastavro, so every bad record is named. :func:`_run` drives
-the decoding over a thread pool.
+:class:`_Reader` turns sources into container units (indexing blocks without decoding them,
+grouping wire messages by schema id), routes non-Avro sources to their format's reader, cuts
+and groups units into parts of whole blocks, and decodes each part with the compiled columnar
+decoder (:mod:`lsstuk_kit._decode`) straight from the file's memory map (or the decompressed
+blocks). A block the decoder rejects is walked again record by record (fastavro's skip readers)
+to name what is wrong, and its sound records are decoded again, so every bad record is named and
+no good one is lost. :func:`_run` drives the decoding over a thread pool (the compiled decoder
+releases the GIL).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import mmap
 import os
 import re
 import shutil
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import fastavro
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import _container, _duck
+from . import _container, _decode
 from ._sources import _AVRO_SUFFIXES, _SURVEYS, MAX_UNCOMPRESSED_BYTES, SourceRef, _gunzip_stream, _identify, _sniff
 from .errors import AlertFormatError, SkippedRecord
 from .schema import load_rubin_schema, unpack_wire, version_from_schema_id
@@ -81,31 +82,27 @@ def _frames_result(k, fr, spec):
 # --------------------------------------------------------------------------- units
 @dataclass
 class _Unit:
-    """One container file ready for DuckDB, and how its records map to a SourceRef."""
+    """One container (file, bytes or wire messages) ready for the decoder, and how its records map to a SourceRef."""
 
     ref: int
-    path: str
     schema: dict
     schema_text: str
     survey: str
     version: str | None
     index: _container.ContainerIndex
-    records: np.ndarray  # record index in the SourceRef for each record of this file
-    buf: object = None  # mmap or bytes of the container, for splitting
+    records: np.ndarray  # record number in the SourceRef of each record of the blocks to decode
+    buf: object = None  # mmap or bytes of the container
+    blocks: np.ndarray | None = None  # the blocks to decode (None: all); damaged framing leaves some out
+    wire: int | None = None  # the schema id of wire messages (one block per message)
 
 
 @dataclass
 class _Part:
-    units: list  # list of (unit, first_block, last_block)
-    paths: list
+    units: list  # list of (unit, block ids)
     survey: str
     schema: dict
+    schema_text: str
     version: str | None
-    records: list  # (ref, record) arrays
-    #: (unit, first_block, last_block, path) to write before decoding (done in the worker)
-    pending_writes: list = field(default_factory=list)
-    #: (unit, first_block, last_block) merged into ``paths[0]`` before decoding (small files)
-    merge: list = field(default_factory=list)
 
 
 _SWEPT = False
@@ -154,14 +151,13 @@ class _Reader:
         global _TRIM_NEXT
         if _TRIM_NEXT:
             _TRIM_NEXT = False
-            _duck.trim_memory()
+            _trim_memory()
         # the pid in the name lets a later read remove it if this process is killed mid-read
         self.tmp = tempfile.TemporaryDirectory(prefix=f"lsstuk_read_{os.getpid()}_")
         self._n_tmp = 0
-        self._local = threading.local()
-        self._cons: list = []  # connections taken from the pool, returned at close
-        self._cons_lock = threading.Lock()
         self._open_files = []
+        #: blocks whose declared record count was wrong: (ref, block, first record, declared, held, reason)
+        self.count_fixes: list = []
 
     # -- errors
     def fail(self, reason, file, record=None, fld=None):
@@ -202,12 +198,12 @@ class _Reader:
         return units
 
     def _open(self, ref):
-        """``(path, buf)`` of a source's container (a gzip file decompressed to a temporary file)."""
+        """The container's bytes: in-memory bytes as given, a file memory-mapped (a gzip file decompressed first)."""
         if ref.kind == "bytes":
-            path = self.tmp_path()
-            with open(path, "wb") as fh:
-                fh.write(ref.data)
-        elif ref.path.endswith(".gz"):
+            if not len(ref.data):
+                raise AlertFormatError("empty file, not an Avro container", ref.label)
+            return ref.data
+        if ref.path.endswith(".gz"):
             path = self.tmp_path()
             with open(ref.path, "rb") as src, open(path, "wb") as dst:
                 st = os.fstat(src.fileno())
@@ -222,12 +218,12 @@ class _Reader:
             ref.stat = (st.st_size, st.st_mtime_ns)
         if st.st_size == 0:
             raise AlertFormatError("empty file, not an Avro container", ref.label)
-        return path, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
     def _container_unit(self, k, ref):
         label = ref.label
         try:
-            path, buf = self._open(ref)
+            buf = self._open(ref)
         except AlertFormatError as exc:
             self.fail(exc.reason, label)
             return None
@@ -254,96 +250,23 @@ class _Reader:
             self.fail(f"format={self.format!r} was asked for, but the file's schema is a {survey} alert", label)
             return None
         ref.writer_schema = index.schema
-        if self.verify is not False or any(p is not None for p in index.block_problem):
-            counts, pieces, sound = self._verify(index, buf, label)
-        else:
-            counts, pieces, sound = index.block_count, [], True
-        ref.index = index if sound else _replace_counts(index, counts)
-        n = int(counts.sum())
+        ref.index = index
+        first = index.first_record()
+        n = int(index.block_count.sum())
         if index.truncated:
             self.fail(f"file truncated or its framing damaged ({index.truncated}): records from {n} on, an "
                       "unknown number of records, cannot be read", label, n)
-        if sound:
-            return _Unit(ref=k, path=path, schema=index.schema, schema_text=schema_text, survey=survey,
-                         version=version, index=index, records=np.arange(n, dtype=np.int64), buf=buf)
-        if not pieces:
-            return None
-        # write the sound records again as one null-codec container for the decoder
-        new_path = self.tmp_path()
-        with open(new_path, "wb") as fh:
-            fh.write(_container.make_header(index.schema_raw.decode(), index.sync))
-            for _, n_rec, blk, end in pieces:
-                data = _container.block_data(buf, index, blk, self.limit)[:end]
-                fh.write(_container._write_long(n_rec) + _container._write_long(len(data)) + data + index.sync)
-        with open(new_path, "rb") as fh:
-            new_buf = fh.read()
-        new_index = _container.index_container(new_buf)
-        records = np.concatenate([np.arange(first, first + n_rec) for first, n_rec, _, _ in pieces]).astype(np.int64)
-        return _Unit(ref=k, path=new_path, schema=index.schema, schema_text=schema_text, survey=survey,
-                     version=version, index=new_index, records=records, buf=new_buf)
-
-    def _verify(self, index, buf, label):
-        """Check every block's codec data and that its records fill it exactly.
-
-        Returns ``(counts, pieces, sound)``: the record count of each block as
-        verified, the sound records as ``(first record, count, block, end)``
-        pieces (``end``: where they end in the block's data, ``None`` for all of
-        it), and whether every block was sound. Unsound records are reported.
-        With ``verify="auto"`` a block declaring exactly one record is not
-        walked (see :func:`read_alerts`).
-        """
-        counts = index.block_count.copy()
-        pieces, sound = [], True
-        first = 0
-        walk_all = self.verify is True
-        for k in range(len(counts)):
-            declared = int(counts[k])
-            records = range(first, first + declared)
-            if index.block_problem[k] is not None:
-                self.fail_records(f"block {k}: {index.block_problem[k]}", label, records)
-                sound = False
-                first += declared
-                continue
-            if declared == 1 and not walk_all and index.codec == "null":
-                pieces.append((first, 1, k, None))
-                first += 1
-                continue
-            try:
-                data = _container.block_data(buf, index, k, self.limit)
-            except _container.ContainerError as exc:
-                reason = str(exc) + ("; pass read_alerts(..., max_uncompressed_bytes=N) to allow more"
-                                     if exc.bomb else "")
-                self.fail_records(f"block {k}: {reason}", label, records)
-                sound = False
-                first += declared
-                continue
-            if declared == 1 and not walk_all:
-                pieces.append((first, 1, k, None))
-                first += 1
-                continue
-            check = _container.walk_block(data, declared, index.schema_raw)
-            if check.error is None:
-                pieces.append((first, declared, k, None))
-                first += declared
-                continue
-            sound = False
-            if check.holds is not None:  # the count is wrong but the bytes are records: report them all
-                counts[k] = check.holds
-                self.fail_records(f"block {k}: {check.error} (its count is corrupt)", label,
-                                  range(first, first + check.holds))
-                first += check.holds
-                continue
-            if check.good == declared:  # the declared records walk, but junk follows them
-                self.fail_records(f"block {k}: {check.error} (the block is damaged)", label, records)
-                first += declared
-                continue
-            if check.good:
-                pieces.append((first, check.good, k, check.ends[-1]))
-            bad = check.good + first
-            self.fail_records(f"block {k}: {check.error}", label, range(bad, first + declared),
-                              then=f"lost with the undecodable record {bad} of its block")
-            first += declared
-        return counts, pieces, sound
+        blocks = None
+        damaged = [k for k, p in enumerate(index.block_problem) if p is not None]
+        if damaged:  # a block whose sync marker is wrong: its records are reported, the others read
+            for blk in damaged:
+                self.fail_records(f"block {blk}: {index.block_problem[blk]}", label,
+                                  range(int(first[blk]), int(first[blk] + index.block_count[blk])))
+            blocks = np.asarray([k for k in range(len(index.block_count)) if k not in set(damaged)], np.int64)
+            if not len(blocks):
+                return None
+        return _Unit(ref=k, schema=index.schema, schema_text=schema_text, survey=survey, version=version,
+                     index=index, records=np.arange(n, dtype=np.int64), buf=buf, blocks=blocks)
 
     def _wire_units(self, k, ref):
         groups: dict[int, list] = {}
@@ -365,32 +288,16 @@ class _Reader:
         for sid, items in groups.items():
             schema = ref.wire_schemas[sid]
             text = fastavro.schema.to_parsing_canonical_form(schema)
-            raw = text.encode()
-            good = []
-            for i, body in items:
-                # a schemaless body cannot be re-synchronised: check each one fills its message exactly
-                check = _container.walk_block(body, 1, raw)
-                if check.error is None:
-                    good.append((i, body))
-                elif check.good == 1:
-                    self.fail(f"the message has {len(body) - check.ends[0]} bytes after its alert; a message "
-                              "must decode to exactly its length", f"<message {i}>", i)
-                else:
-                    self.fail(f"Avro body does not decode with schema {sid}: {check.error}", f"<message {i}>", i)
-            if not good:
-                continue
-            path = self.tmp_path()
-            data = _container.wrap_bodies(text, [b for _, b in good])
-            with open(path, "wb") as fh:
-                fh.write(data)
+            # one block per message: a schemaless body cannot be re-synchronised, so the decoder checks
+            # that each one decodes to exactly its length
+            data = _container.wrap_messages(text, [b for _, b in items])
             major, minor = version_from_schema_id(sid)
             ref.writer_schema = json.loads(text)
             index = _container.index_container(data)
             units.append(_Unit(
-                ref=k, path=path, schema=json.loads(text), schema_text=text, survey="lsst",
+                ref=k, schema=index.schema, schema_text=_container.schema_key(index), survey="lsst",
                 version=f"lsst.v{major}_{minor}", index=index,
-                records=np.asarray([i for i, _ in good], dtype=np.int64),
-                buf=None,
+                records=np.asarray([i for i, _ in items], dtype=np.int64), buf=data, wire=sid,
             ))
         return units
 
@@ -481,197 +388,261 @@ class _Reader:
                 out.append(got)
         return out
 
-    # -- stage 2: units -> parts (split big files, group small ones)
+    # -- stage 2: units -> parts (split big files at block boundaries, group small ones)
     def make_parts(self, units):
-        total = sum(int(u.index.block_end[-1] - u.index.header_size) if len(u.index.block_end) else 0
-                    for u in units)
+        sizes = []
+        for u in units:
+            blocks = u.blocks if u.blocks is not None else np.arange(len(u.index.block_count))
+            sizes.append((blocks, u.index.block_end[blocks] - u.index.block_start[blocks]))
+        total = int(sum(int(sz.sum()) for _, sz in sizes))
         target = max(_PART_BYTES, total // (2 * self.workers) + 1) if self.workers > 1 else 2**62
         parts = []
-        pending = None
-        for u in units:
-            nb = len(u.index.block_count)
-            if nb == 0:
+        pending = None  # the part small units of one schema are gathered into
+        for u, (blocks, sz) in zip(units, sizes):
+            if not len(blocks):
                 continue
-            data_size = int(u.index.block_end[-1] - u.index.header_size)
-            whole_file = (not u.index.truncated) and u.buf is not None
-            if data_size > 2 * target and u.buf is not None and nb > 1:
-                # cut at block boundaries into parts of about `target` bytes
-                cum = u.index.block_end - u.index.header_size
-                cuts = np.searchsorted(cum, np.arange(target, data_size, target), side="left") + 1
-                bounds = np.unique(np.concatenate([[0], cuts, [nb]]))
-                first = u.index.first_record()
+            size = int(sz.sum())
+            if size > 2 * target and len(blocks) > 1:
+                cum = np.cumsum(sz)
+                cuts = np.searchsorted(cum, np.arange(target, size, target), side="left") + 1
+                bounds = np.unique(np.concatenate([[0], cuts, [len(blocks)]]))
                 for a, b in zip(bounds[:-1], bounds[1:]):
-                    path = self.tmp_path()
-                    lo = int(first[a])
-                    hi = int(first[b - 1] + u.index.block_count[b - 1])
-                    part = _Part([(u, int(a), int(b))], [path], u.survey, u.schema, u.version,
-                                 [(u.ref, u.records[lo:hi])])
-                    part.pending_writes.append((u, int(a), int(b), path))
-                    parts.append(part)
+                    parts.append(_Part([(u, blocks[a:b])], u.survey, u.schema, u.schema_text, u.version))
                 pending = None
                 continue
-            path = u.path
-            write = None
-            if not whole_file and u.buf is not None:
-                path = self.tmp_path()
-                write = (u, 0, nb, path)
-            if (pending is not None and pending.schema_text == u.schema_text
-                    and pending.size + data_size <= target and len(pending.part.paths) < 256):
-                pending.part.paths.append(path)
-                pending.part.units.append((u, 0, nb))
-                if write:
-                    pending.part.pending_writes.append(write)
-                pending.part.records.append((u.ref, u.records[: u.index.n_records]))
-                pending.size += data_size
+            if (pending is not None and pending[0].schema_text == u.schema_text and pending[1] + size <= target
+                    and len(pending[0].units) < 4096):
+                pending[0].units.append((u, blocks))
+                pending[1] += size
                 continue
-            part = _Part([(u, 0, nb)], [path], u.survey, u.schema, u.version,
-                         [(u.ref, u.records[: u.index.n_records])])
-            if write:
-                part.pending_writes.append(write)
+            part = _Part([(u, blocks)], u.survey, u.schema, u.schema_text, u.version)
             parts.append(part)
-            pending = _Pending(part, u.schema_text, data_size)
-        for part in parts:
-            # several small files of one schema and codec: decode them as one merged container
-            units = [u for u, _, _ in part.units]
-            if (len(units) > 1 and all(u.buf is not None for u in units)
-                    and len({u.index.codec for u in units}) == 1):
-                part.merge = list(part.units)
-                part.paths = [self.tmp_path()]
-                part.pending_writes = []
+            pending = [part, size]
         return parts
 
     # -- stage 3: decode
-    def _con(self):
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = _duck.acquire()
-            with self._cons_lock:
-                self._cons.append(con)
-        return con
-
-    def _drop_con(self):
-        """Close this thread's connection after an error (it is not returned to the pool)."""
-        con = getattr(self._local, "con", None)
-        if con is None:
-            return
-        self._local.con = None
-        with self._cons_lock:
-            if con in self._cons:
-                self._cons.remove(con)
-        _duck.release(con, broken=True)
-
-    def _query(self, query):
-        con = self._con()  # outside the try: a connection that cannot open is not the input's fault
-        try:
-            return con.execute(query).fetch_arrow_table()
-        except Exception:
-            self._drop_con()
-            raise
-
     def decode(self, part):
         """Decode a part; a list of ``(sources, history, objects, cutouts, ref_ids, rec_ids)``.
 
-        Anything that goes wrong is put down to the records: a part of several
-        files is decoded again file by file, and a file that still fails has
+        Anything that goes wrong in the mapping is put down to the records: a part of
+        several files is mapped again file by file, and a file that still fails has
         every record reported, so one bad file never costs the others.
         """
+        mod = _SURVEYS[part.survey]
+        proj = mod.projection(part.schema, self.columns, self.cutouts)
         try:
-            return [self._decode(part)]
+            dec = _decode.decoder_for(part.schema_text, proj)
+        except _decode.DecodeError as exc:
+            for u, blocks in part.units:
+                self.fail_records(f"the reader cannot decode this schema: {exc}", self.refs[u.ref].label,
+                                  self._unit_records(u, blocks))
+            return []
+        tables, refs, recs = [], [], []
+        for u, blocks in part.units:
+            got = self._decode_unit(u, blocks, dec)
+            if got is not None:
+                tables.append(got[0])
+                refs.append(np.full(len(got[1]), u.ref, np.int64))
+                recs.append(got[1])
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return []
+        return self._map(part, mod, tables, refs, recs)
+
+    def _map(self, part, mod, tables, refs, recs):
+        try:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            sources, history, objects, cut = mod.to_frames(table, part.version)
+            ref_ids = np.concatenate(refs)
+            rec_ids = np.concatenate(recs)
+            return [(sources, history, objects, cut, ref_ids, rec_ids)]
         except AlertFormatError:
             raise
         except Exception as exc:  # noqa: BLE001 - attributed below
-            if len(part.units) > 1:
+            if len(tables) > 1:
                 out = []
-                for u, a, b in part.units:
-                    out.extend(self.decode(self._single_part(u, a, b)))
+                for t, r, c in zip(tables, refs, recs):
+                    out.extend(self._map(part, mod, [t], [r], [c]))
                 return out
-            u, a, b = part.units[0]
-            ref = self.refs[u.ref]
             fld = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else None
-            recs = np.concatenate([np.asarray(r, np.int64) for _, r in part.records]) if part.records else []
-            # records already reported while decoding this part (the salvage) are not reported twice
-            done = {s.record for s in self.skipped if s.file == ref.label}
-            recs = [r for r in recs if int(r) not in done]
             self.fail_records(f"the alert does not fit the {part.survey} mapping ({type(exc).__name__}: {exc})",
-                              ref.label, recs, fld)
+                              self.refs[int(refs[0][0])].label, recs[0], fld)
             return []
 
-    def _single_part(self, u, a, b):
-        path = self.tmp_path()
+    def _unit_records(self, u, blocks):
         first = u.index.first_record()
-        lo, hi = int(first[a]), int(first[b - 1] + u.index.block_count[b - 1])
-        part = _Part([(u, a, b)], [path], u.survey, u.schema, u.version, [(u.ref, u.records[lo:hi])])
-        part.pending_writes.append((u, a, b, path))
-        return part
+        return np.concatenate([u.records[int(first[b]): int(first[b] + u.index.block_count[b])] for b in blocks]) \
+            if len(blocks) else np.zeros(0, np.int64)
 
-    def _decode(self, part):
-        for u, a, b, path in part.pending_writes:
-            _container.write_part(_buf_of(u), u.index, a, b, path)
-        if part.merge:
-            _container.write_merged([(_buf_of(u), u.index, a, b) for u, a, b in part.merge], part.paths[0])
-        mod = _SURVEYS[part.survey]
-        query = mod.build_query(part.schema, part.paths, self.columns, self.cutouts)
-        expected = sum(len(r) for _, r in part.records)
-        try:
-            table = self._query(query)
-            if table.num_rows != expected:
-                raise RuntimeError(f"decoded {table.num_rows} records, expected {expected}")
-            records = part.records
-        except Exception as exc:  # noqa: BLE001 - fall back to per-record attribution
-            table, records = self._salvage(part, mod, exc)
-        if table is None or table.num_rows == 0:
+    def _block_bytes(self, u, blocks):
+        """``(buf, starts, ends, counts, block ids)`` of the blocks that can be decoded (codec data undone)."""
+        idx = u.index
+        label = self.refs[u.ref].label
+        if idx.codec == "null":
+            buf = np.frombuffer(u.buf, np.uint8)
+            return (buf, idx.block_data_start[blocks], idx.block_end[blocks] - _container.SYNC_SIZE,
+                    idx.block_count[blocks], blocks)
+        datas, ok = [], []
+        first = idx.first_record()
+        for blk in blocks:
+            try:
+                datas.append(_container.block_data(u.buf, idx, int(blk), self.limit))
+                ok.append(int(blk))
+            except _container.ContainerError as exc:
+                reason = str(exc) + ("; pass read_alerts(..., max_uncompressed_bytes=N) to allow more"
+                                     if exc.bomb else "")
+                self.fail_records(f"block {int(blk)}: {reason}", label,
+                                  u.records[int(first[blk]): int(first[blk] + idx.block_count[blk])])
+        lengths = np.asarray([len(d) for d in datas], np.int64)
+        ends = np.cumsum(lengths)
+        ok = np.asarray(ok, np.int64)
+        return (np.frombuffer(b"".join(datas), np.uint8) if datas else np.zeros(0, np.uint8), ends - lengths, ends,
+                idx.block_count[ok], ok)
+
+    def _decode_unit(self, u, blocks, dec):
+        """``(table, record numbers)`` of one unit's blocks; bad records are reported, good ones kept."""
+        buf, starts, ends, counts, blocks = self._block_bytes(u, blocks)
+        if not len(blocks):
             return None
-        version = part.version
-        sources, history, objects, cut = mod.to_frames(table, version)
-        ref_ids = np.concatenate([np.full(len(r), k, np.int64) for k, r in records])
-        rec_ids = np.concatenate([np.asarray(r, np.int64) for _, r in records])
-        return sources, history, objects, cut, ref_ids, rec_ids
-
-    def _salvage(self, part, mod, first_exc):
-        """Decode a part that DuckDB rejected, record by record, to name the bad ones."""
-        good, records = [], []
-        parsed = fastavro.parse_schema(part.schema)
-        for (u, a, b) in part.units:
-            ref = self.refs[u.ref]
-            first = u.index.first_record()
-            buf = _buf_of(u)
-            for blk in range(a, b):
-                n = int(u.index.block_count[blk])
-                recs = []
-                try:
-                    bio = io.BytesIO(_container.block_data(buf, u.index, blk, self.limit))
-                    for _ in range(n):
-                        recs.append(fastavro.schemaless_reader(bio, parsed))
-                except Exception as exc:  # noqa: BLE001
-                    base = int(first[blk]) + len(recs)
-                    self.fail_records(f"record does not decode ({type(exc).__name__}: {exc})", ref.label,
-                                      u.records[base: int(first[blk]) + n],
+        table, status = dec.decode(buf, starts, ends, counts)
+        first = u.index.first_record()
+        label = self.refs[u.ref].label
+        bad = [j for j, st in enumerate(status) if st[1]]
+        if bad:
+            # name what is wrong with fastavro's walk, and decode the sound records of those blocks again
+            counts = counts.copy()
+            ends = ends.copy()
+            for j in bad:
+                blk = int(blocks[j])
+                recs = u.records[int(first[blk]): int(first[blk] + u.index.block_count[blk])]
+                good, end = self._classify(u, buf[starts[j]: ends[j]], int(counts[j]), status[j], blk, recs, label)
+                counts[j] = good
+                ends[j] = starts[j] + end
+            keep = counts > 0
+            table, status = dec.decode(buf, starts[keep], ends[keep], counts[keep])
+            blocks, counts = blocks[keep], counts[keep]
+            for j, st in enumerate(status):
+                if st[1]:  # fastavro walks records the decoder refuses: they are lost from the refused one on
+                    blk = int(blocks[j])
+                    base = int(first[blk]) + st[2]
+                    self.fail_records(f"block {blk}: record does not decode ({_decode.ERRORS[st[1]]} at {st[3]})",
+                                      label, u.records[base: int(first[blk] + counts[j])],
                                       then=f"lost with the undecodable record {int(u.records[base])} of its block")
-                good.extend(recs)
-                records.append((u.ref, u.records[int(first[blk]): int(first[blk]) + len(recs)]))
-        if not good:
-            return None, []
-        path = self.tmp_path()
-        with open(path, "wb") as fh:
-            fastavro.writer(fh, parsed, good)
-        query = mod.build_query(part.schema, [path], self.columns, self.cutouts)
-        try:
-            table = self._query(query)
-            if table.num_rows != len(good):
-                raise RuntimeError(f"decoded {table.num_rows} records, expected {len(good)}")
-        except Exception as exc:  # noqa: BLE001
-            reason = f"the decoder rejects these records ({type(first_exc).__name__}: {first_exc}; then {exc})"
-            for k, recs in records:
-                self.fail_records(reason, self.refs[k].label, recs)
-            return None, []
-        return table, records
+                    counts[j] = 0
+        rec = np.concatenate([u.records[int(first[b]): int(first[b] + c)] for b, c in zip(blocks, counts)]) \
+            if len(blocks) else np.zeros(0, np.int64)
+        if len(rec) != table.num_rows:  # pragma: no cover - a decoder bug, never the input's
+            raise AssertionError(f"decoded {table.num_rows} records, expected {len(rec)}")
+        table, rec = self._check_text(dec, table, rec, label)
+        if u.index.codec == "null" and len(blocks):  # decoded: let the system drop the file's pages
+            _release_pages(u.buf, int(u.index.block_start[blocks[0]]), int(u.index.block_end[blocks[-1]]))
+        return table, rec
+
+    def _check_text(self, dec, table, rec, label):
+        """Drop (and report) the records whose strings are not UTF-8."""
+        bad = np.zeros(table.num_rows, bool)
+        fields = {}
+        for name in table.column_names:
+            col = table.column(name)
+            for arr, owner in _string_arrays(col):
+                try:
+                    arr.validate(full=True)
+                except pa.ArrowInvalid:
+                    rows = _bad_utf8_rows(arr)
+                    rows = owner(rows)
+                    for r in rows:
+                        fields.setdefault(int(r), name.split(":", 1)[-1])
+                    bad[rows] = True
+        if not bad.any():
+            return table, rec
+        for r in np.flatnonzero(bad):
+            self.fail(f"record does not decode (field {fields[int(r)]} is not UTF-8 text)", label, int(rec[r]),
+                      fields[int(r)])
+        return table.filter(pa.array(~bad)), rec[~bad]
+
+    def _classify(self, u, data, declared, st, blk, recs, label):
+        """Report the records of a block the decoder refused; ``(sound records, where they end)``.
+
+        The messages are those of fastavro's walk of the block (what the records hold),
+        kept from the reader before the compiled decoder.
+        """
+        data = bytes(data)
+        if u.wire is not None:  # a message: it decodes to exactly its length, or it is refused
+            check = _container.walk_block(data, 1, u.index.schema_raw)
+            i = int(recs[0])
+            if check.error is None:
+                self.fail(f"Avro body does not decode with schema {u.wire}: {_decode.ERRORS[st[1]]} at {st[3]}",
+                          f"<message {i}>", i)
+            elif check.good == 1:
+                self.fail(f"the message has {len(data) - check.ends[0]} bytes after its alert; a message "
+                          "must decode to exactly its length", f"<message {i}>", i)
+            else:
+                self.fail(f"Avro body does not decode with schema {u.wire}: {check.error}", f"<message {i}>", i)
+            return 0, 0
+        check = _container.walk_block(data, declared, u.index.schema_raw)
+        if check.error is None:  # fastavro walks it: the decoder's own reason, from the refused record on
+            bad = st[2]
+            self.fail_records(f"block {blk}: record does not decode ({_decode.ERRORS[st[1]]} at {st[3]})", label,
+                              recs[bad:], then=f"lost with the undecodable record {int(recs[bad])} of its block")
+            return bad, (check.ends[bad - 1] if bad else 0)
+        if check.holds is not None:  # the count is wrong but the bytes are records: report all they hold
+            base = int(u.index.first_record()[blk])
+            reason = f"block {blk}: {check.error} (its count is corrupt)"
+            if self.errors_mode == "raise":
+                self.fail(reason, label, base)
+            # numbered once every part is decoded: the records after this block move by the difference
+            self.count_fixes.append((u.ref, blk, base, declared, check.holds, reason))
+            return 0, 0
+        if check.good == declared:  # the declared records walk, but junk follows them
+            self.fail_records(f"block {blk}: {check.error} (the block is damaged)", label, recs)
+            return 0, 0
+        self.fail_records(f"block {blk}: {check.error}", label, recs[check.good:],
+                          then=f"lost with the undecodable record {int(recs[check.good])} of its block")
+        return check.good, (check.ends[-1] if check.good else 0)
+
+    def renumber(self, results):
+        """Number records by what blocks really hold where a block's count was found corrupt.
+
+        Records are numbered by the blocks' declared counts while parts decode in
+        parallel; a block that holds more (or fewer) records than it declares moves
+        the numbers of every record after it, in the results, the skipped records
+        and the source's index (for reading records again).
+        """
+        if not self.count_fixes:
+            return results
+        by_ref: dict = {}
+        for k, blk, base, declared, held, reason in sorted(self.count_fixes):
+            by_ref.setdefault(k, []).append((blk, base, declared, held, reason))
+        for k, fixes in by_ref.items():
+            bounds = np.asarray([base + declared for _, base, declared, _, _ in fixes], np.int64)
+            deltas = np.cumsum([held - declared for _, _, declared, held, _ in fixes])
+
+            def shift(r, bounds=bounds, deltas=deltas):
+                at = np.searchsorted(bounds, r, side="right") - 1
+                return np.where(at >= 0, deltas[np.maximum(at, 0)], 0)
+
+            label = self.refs[k].label
+            for j, res in enumerate(results):
+                mine = res[4] == k
+                if mine.any():
+                    rec = res[5].copy()
+                    rec[mine] += shift(rec[mine])
+                    results[j] = (*res[:5], rec, *res[6:])
+            for j, sk in enumerate(self.skipped):
+                if sk.file == label and sk.record is not None:
+                    self.skipped[j] = dataclasses.replace(sk, record=int(sk.record + shift(np.int64(sk.record))))
+            index = self.refs[k].index
+            counts = index.block_count.copy()
+            for i, (blk, base, _, held, reason) in enumerate(fixes):
+                counts[blk] = held
+                first = base + (int(deltas[i - 1]) if i else 0)  # moved by the fixes before it only
+                self.fail_records(reason, label, range(first, first + held))
+            self.refs[k].index = dataclasses.replace(index, block_count=counts)
+        return results
 
     def close(self):
-        for con in self._cons:
-            _duck.release(con)
-        self._cons.clear()
         if self.skipped:  # the error paths free many blocks in worker threads: hand them back
-            _duck.trim_memory()
+            _trim_memory()
             global _TRIM_NEXT
             _TRIM_NEXT = True  # and what the caller frees of this batch, at the next read
         for fh in self._open_files:
@@ -682,23 +653,67 @@ class _Reader:
         self.tmp.cleanup()
 
 
-def _replace_counts(index, counts):
-    """A copy of a container index with the record counts found by verification."""
-    return dataclasses.replace(index, block_count=np.asarray(counts, np.int64))
+def _release_pages(buf, lo, hi):
+    """Tell the system a memory-mapped file's pages in ``[lo, hi)`` are no longer needed.
+
+    They are the file's own (clean) pages, dropped from the resident size now rather than at
+    the end of the read and read again from the file if anything touches them later.
+    """
+    if not isinstance(buf, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    lo = lo // page * page
+    try:
+        buf.madvise(mmap.MADV_DONTNEED, lo, max(min(hi, len(buf)) - lo, 0))
+    except (OSError, ValueError):  # pragma: no cover - advice only
+        pass
 
 
-@dataclass
-class _Pending:
-    part: _Part
-    schema_text: str
-    size: int
+def _string_arrays(col):
+    """``(string array, rows -> alert rows)`` pairs of a column: itself, or a list's item fields."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_string(arr.type):
+        yield arr, lambda rows: rows
+    elif pa.types.is_list(arr.type) and pa.types.is_struct(arr.type.value_type):
+        values = arr.values
+
+        def owner(rows, arr=arr):  # only on the error path
+            return np.unique(pa.compute.list_parent_indices(arr).to_numpy()[rows])
+
+        for k in range(values.type.num_fields):
+            f = values.field(k)
+            if pa.types.is_string(f.type):
+                yield f, owner
 
 
-def _buf_of(unit):
-    if unit.buf is not None:
-        return unit.buf
-    with open(unit.path, "rb") as fh:
-        return fh.read()
+def _bad_utf8_rows(arr):
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
+    data = arr.buffers()[2].to_pybytes() if arr.buffers()[2] is not None else b""
+    bad = []
+    for i in range(len(arr)):
+        try:
+            data[offsets[i]: offsets[i + 1]].decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(i)
+    return np.asarray(bad, np.int64)
+
+
+def _load_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_TRIM = _load_trim()
+
+
+def _trim_memory() -> None:
+    """Give memory freed by decoding threads back to the system (glibc keeps it in per-thread arenas)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def _run(reader, parts, show):

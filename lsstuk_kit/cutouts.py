@@ -233,9 +233,9 @@ def plot_cutouts(batch, diaSourceId, fig=None, *, stretch="zscale", north=True, 
     True
     """
     if fig is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        fig = Figure(figsize=(9, 3.4))
+        fig = plt.figure(figsize=(9, 3.4))
     else:
         fig.clear()
     c = batch.cutouts(diaSourceId)

@@ -1,15 +1,17 @@
 """Read alert batches (files, folders, globs, bytes, Kafka wire messages) into an AlertBatch.
 
-How it works: every source becomes one or more Avro container files; their
-blocks are indexed without decoding (so a truncated tail is found at once and a
-large file can be cut into parts), then DuckDB's Avro reader decodes the parts
-straight to Arrow columns, one DuckDB connection per core, asking only for the
-fields the caller wants. fastavro is used only to attribute errors to single
-records and to hand back raw alert dicts.
+How it works: every source becomes one or more Avro containers; their blocks
+are indexed without decoding (so a truncated tail is found at once and a large
+file can be cut into parts), then the kit's compiled columnar decoder
+(:mod:`lsstuk_kit._decode`) decodes the parts straight to column buffers, one
+thread per core, storing only the fields the caller wants. fastavro is used only
+to name what is wrong with a block the decoder refuses and to hand back raw
+alert dicts.
 
 This is the public module; each stage lives in its own module, imported only downward:
 :mod:`lsstuk_kit._sources` (find sources), :mod:`lsstuk_kit._reader` (frame containers into
-parts, decode them), :mod:`lsstuk_kit._assemble` (validate and assemble the AlertBatch). The
+parts, decode them with :mod:`lsstuk_kit._decode`), :mod:`lsstuk_kit._assemble` (validate and
+assemble the AlertBatch). The
 names other modules and tests use from here are re-exported.
 """
 
@@ -21,15 +23,11 @@ import os
 import fastavro
 
 from ._assemble import _assemble, _harmonise, _validate  # noqa: F401 - re-exported
-from ._duck import release_connections
 from ._reader import (  # noqa: F401 - re-exported
     _PART_BYTES,
-    _buf_of,
     _frames_result,
     _Part,
-    _Pending,
     _Reader,
-    _replace_counts,
     _run,
     _sweep_stale_tmp,
     _Unit,
@@ -54,7 +52,7 @@ from ._sources import (  # noqa: F401 - re-exported
     _suffixes,
 )
 
-__all__ = ["read_alerts", "write_alerts", "iter_files", "release_connections", "DEFAULT_COLUMNS",
+__all__ = ["read_alerts", "write_alerts", "iter_files", "DEFAULT_COLUMNS",
            "MAX_UNCOMPRESSED_BYTES"]
 
 #: A typical projection: ids, position, time, band, flux, flux error, reliability.
@@ -141,19 +139,13 @@ def read_alerts(source, *, format=None, columns=None, errors="raise", cutouts=Tr
         the reader fill the disk or the memory. The gzip stream is checked for
         the Avro magic before anything is written.
     verify : {"auto", True, False}
-        Walk blocks' records (skipping every field, building nothing) before
-        decoding, so that a block whose declared record count disagrees with its
-        bytes, a record that does not decode, or corrupt codec data (deflate,
-        snappy CRC) is reported record by record instead of silently dropping or
-        inventing alerts. ``"auto"`` (default) walks every block that declares
-        more or fewer than one record and checks the codec data of all; a block
-        of one record (how Rubin and brokers write heavy alerts) is left to the
-        decoder, which fails on a count too high, while a count of 0 is walked:
-        every single-bit corruption of such a count is still found, and only a
-        block crafted to hide records after its one declared record would go
-        unseen. ``True`` walks every block (about 4x slower on heavy alerts:
-        ``benchmarks/README.md``); ``False`` walks none, for files you trust.
-        Framing, sync markers and decoder failures are always checked.
+        Kept for compatibility; every value now gives the same, strictest check.
+        The compiled decoder checks every block as it decodes it: every read
+        within the block's bytes, the declared record count against the bytes
+        (a block holding more or fewer records than it declares, or junk after
+        them, is reported record by record), and the codec data (deflate,
+        snappy CRC). Checking costs nothing extra, so there is nothing left to
+        trade for speed.
 
     **format_options
         Passed to the format's reader (see its module in :mod:`lsstuk_kit.formats`).
@@ -230,6 +222,7 @@ def read_alerts(source, *, format=None, columns=None, errors="raise", cutouts=Tr
         parts = reader.make_parts(units)
         show = progress if progress is not None else len(parts) >= 50
         results = [r for got in _run(reader, parts, show) for r in got if r is not None]
+        results = reader.renumber(results)
         for k, ref, tspec in tables:
             results.extend(reader.read_table(k, ref, tspec))
         if tables and avro:

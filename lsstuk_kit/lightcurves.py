@@ -82,9 +82,9 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     if time not in ("mjd", "days"):
         raise ValueError("time must be 'mjd' or 'days'")
     if ax is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        ax = Figure(figsize=(7, 3.6), layout="constrained").subplots()
+        ax = plt.figure(figsize=(7, 3.6), layout="constrained").subplots()
     h = _history(batch)
     lc = h[h["diaObjectId"] == diaObjectId]
     if lc.empty:

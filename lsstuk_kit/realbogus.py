@@ -245,9 +245,9 @@ def plot_roc(y_true, score, ax=None, label=None):
     from sklearn.metrics import roc_curve
 
     if ax is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        ax = Figure(figsize=(5, 4)).subplots()
+        ax = plt.figure(figsize=(5, 4)).subplots()
     f, t, _ = roc_curve(np.asarray(y_true).astype(int), score)
     ax.plot(np.maximum(f, 1e-5), np.maximum(1 - t, 1e-5), label=label)
     ax.axvline(0.01, color="0.6", ls=":")
@@ -266,9 +266,9 @@ def plot_precision_recall(y_true, score, ax=None):
     from sklearn.metrics import precision_recall_curve
 
     if ax is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        ax = Figure(figsize=(5, 4)).subplots()
+        ax = plt.figure(figsize=(5, 4)).subplots()
     p, r, t = precision_recall_curve(np.asarray(y_true).astype(int), score)
     ax.plot(t, p[:-1], label="precision")
     ax.plot(t, r[:-1], label="recall")
@@ -281,9 +281,9 @@ def plot_precision_recall(y_true, score, ax=None):
 def plot_breakdown(result, fig=None):
     """Bar charts of :func:`evaluate`'s pass rate per bogus type and MDR per S/N bin."""
     if fig is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        fig = Figure(figsize=(9, 3.5))
+        fig = plt.figure(figsize=(9, 3.5))
     a, b = fig.subplots(1, 2)
     if "by_bogus_type" in result:
         result["by_bogus_type"].plot.bar(ax=a, color="C3")
@@ -1042,9 +1042,9 @@ def plot_real_roc(real_set, scores, table=None, ax=None):
     from sklearn.metrics import roc_curve
 
     if ax is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
-        ax = Figure(figsize=(5, 4.5)).subplots()
+        ax = plt.figure(figsize=(5, 4.5)).subplots()
     y = np.asarray(real_set[1]).astype(int)
     for k, m in enumerate(scores.columns):
         s = scores[m].to_numpy()

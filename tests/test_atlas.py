@@ -12,13 +12,10 @@ import gzip
 import io
 from pathlib import Path
 
-import fastavro
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from lsstuk_kit import _duck
 from lsstuk_kit.errors import AlertFormatError
 from lsstuk_kit.formats import Sniff, Source, atlas_ddc
 from lsstuk_kit.surveys import atlas
@@ -104,15 +101,10 @@ def ddc_files(tmp_path_factory):
 
 
 def decode(path):
-    """DuckDB-decode an ATLAS container with the survey mapping's SQL, then map it."""
-    sch = fastavro.reader(open(path, "rb")).writer_schema
-    con = _duck.connect()
-    try:
-        res = con.execute(atlas.build_query(sch, [str(path)])).arrow()
-        table = res if isinstance(res, pa.Table) else res.read_all()
-    finally:
-        con.close()
-    return atlas.to_frames(table, None)
+    """Decode an ATLAS container with the survey mapping's projection (compiled decoder), then map it."""
+    from lsstuk_kit._decode import decode_container
+
+    return atlas.to_frames(decode_container(open(path, "rb").read(), atlas.projection), None)
 
 
 def _read_or_skip(source, **kw):

@@ -188,18 +188,3 @@ def test_small_files_decoded_together_keep_their_own_errors(tmp_path, sim):
     assert len(lenient) == 11 and alerts[5]["diaSourceId"] not in lenient.sources.index
 
 
-def test_decoder_connections_are_reused():
-    from lsstuk_kit import _duck
-
-    lk.io.release_connections()  # fresh connections: one retired after _MAX_USES reads is not pooled
-    lk.read_alerts(lk.sample_path(), workers=1)
-    idle = list(_duck._POOL)
-    assert idle  # returned to the pool after the read
-    lk.read_alerts(lk.sample_path(), workers=1)
-    assert any(c is d for c in _duck._POOL for d in idle)  # and taken from it again
-    # a pooled connection must not keep the files it read in memory (it would grow all night)
-    con = _duck.acquire()
-    try:
-        assert con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()[0] is False
-    finally:
-        _duck.release(con)

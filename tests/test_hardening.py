@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import lsstuk_kit as lk
-from lsstuk_kit import AlertFormatError, _container, _duck
+from lsstuk_kit import AlertFormatError, _container
 from lsstuk_kit._container import MAGIC, _read_long, _write_long, index_container
 from lsstuk_kit.schema import pack_wire, schema_id
 
@@ -425,80 +425,41 @@ def test_temporary_folders_of_killed_reads_are_removed():
     assert not stale.exists()
 
 
-def test_reader_connections_draw_no_progress_bars(tmp_path):
-    """On a terminal DuckDB turns its progress bar on by default; the reader's connections never do."""
-    import pty
-
-    out = tmp_path / "setting.txt"
-    code = ("from lsstuk_kit import _duck\n"
-            "con = _duck.acquire()\n"
-            "row = con.execute(\"SELECT current_setting('enable_progress_bar'), "
-            "current_setting('autoinstall_known_extensions')\").fetchone()\n"
-            f"open({str(out)!r}, 'w').write(repr(row))\n")
-    main, child = pty.openpty()
-    try:
-        res = subprocess.run([sys.executable, "-c", code], stdin=child, stdout=child, stderr=child, timeout=120)
-    finally:
-        os.close(child)
-        os.close(main)
-    assert res.returncode == 0
-    assert out.read_text() == "(False, False)"
-
-
-# ----------------------------------------------------------------- 11: bounded connection pool
-def test_connection_after_an_error_is_not_pooled_and_pool_releases(tmp_path, sim):
-    lk.io.release_connections()
+# ----------------------------------------------------------------- 11: mapping failures are the records'
+def test_a_mapping_failure_is_reported_per_record(tmp_path, sim, monkeypatch):
+    """Decoded records that the survey mapping cannot turn into tables are reported, one by one."""
     schema, alerts = sim
-    data = bytearray(write(tmp_path / "a.avro", schema, alerts, sync_interval=1).read_bytes())
-    for _ in range(3):
-        lk.read_alerts(bytes(data), errors="skip")
-    assert 0 < len(_duck._POOL) <= _duck._POOL_MAX
-    con = _duck.acquire()
-    _duck.release(con, broken=True)
-    assert con not in _duck._POOL
-    with pytest.raises(Exception):  # noqa: B017 - closed connection
-        con.execute("SELECT 1")
-    # a connection is retired after _MAX_USES reads
-    con = _duck.acquire()
-    _duck._USES[id(con)] = _duck._MAX_USES - 1
-    _duck.release(con)
-    assert con not in _duck._POOL
-    assert lk.io.release_connections() >= 0 and _duck._POOL == []
-
-
-def test_decoder_failure_resets_the_connection(tmp_path, sim, monkeypatch):
-    """A query that fails takes its connection out of service (not back to the pool)."""
-    lk.io.release_connections()
-    closed = []
-    real = _duck.release
-
-    def spy(con, broken=False):
-        if broken:
-            closed.append(con)
-        return real(con, broken)
-
-    monkeypatch.setattr(_duck, "release", spy)
-    schema, alerts = sim
-    alerts = [dict(a) for a in alerts]
-    path = write(tmp_path / "a.avro", schema, alerts)
+    path = write(tmp_path / "a.avro", schema, [dict(a) for a in alerts])
     from lsstuk_kit.surveys import lsst
 
-    monkeypatch.setattr(lsst, "build_query", lambda *a, **k: "SELECT * FROM no_such_table")
+    def broken(table, version):
+        raise KeyError("psfFlux")
+
+    monkeypatch.setattr(lsst, "to_frames", broken)
     batch = lk.read_alerts(path, errors="skip")
-    assert len(batch) == 0 and len(batch.errors) == len(alerts) and closed
-    assert all(c not in _duck._POOL for c in closed)
+    assert len(batch) == 0 and sorted(batch.errors["record"]) == list(range(len(alerts)))
+    assert set(batch.errors["field"]) == {"psfFlux"}
+    assert batch.errors["reason"].str.contains("does not fit the lsst mapping").all()
 
 
+def _rss_mib():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc to read the resident size")
 def test_reading_many_bad_files_keeps_memory_bounded(tmp_path):
-    """300 error-heavy reads: the pool holds at most _POOL_MAX connections, each retired after _MAX_USES."""
+    """300 error-heavy reads (each salvaging a damaged block): the process does not grow with them."""
     data = bytearray(SAMPLE[0].read_bytes())
     idx = index_container(bytes(data))
     data[int(idx.block_data_start[0]) + 50] ^= 0xFF
-    for _ in range(300 // 10):
-        for _ in range(10):
-            lk.read_alerts(bytes(data), errors="skip", workers=1)
-        assert len(_duck._POOL) <= _duck._POOL_MAX
-        assert all(u < _duck._MAX_USES for u in _duck._USES.values())
+    for _ in range(50):
+        lk.read_alerts(bytes(data), errors="skip", workers=1)
+    before = _rss_mib()
+    for _ in range(250):
+        batch = lk.read_alerts(bytes(data), errors="skip", workers=1)
+    assert len(batch.errors) >= 1
+    assert _rss_mib() - before < 40, "memory grew with error-heavy reads"
 
 
 def test_accounting_on_every_real_file_truncated_at_every_block(real_alerts):
@@ -595,16 +556,18 @@ def test_cutouts_that_do_not_decode_raise_alert_format_error(tmp_path):
         assert exc.value.field == "cutoutTemplate" and exc.value.record == int(store.rec_ids[pos])
 
 
-def test_verify_modes_on_a_block_crafted_to_hide_a_record(tmp_path, sim):
-    """A block declaring 1 record but holding 2: verify=True finds it; "auto" (default) leaves
-    one-record blocks to the decoder, as documented; every single-bit change of such a count is
-    found in both modes."""
+def test_every_verify_mode_finds_a_block_crafted_to_hide_a_record(tmp_path, sim):
+    """A block declaring 1 record but holding 2: the compiled decoder checks that a block's
+    records fill it exactly, whatever ``verify`` says, and every single-bit change of such a
+    count is found."""
     schema, alerts = sim
     data = write(tmp_path / "a.avro", schema, alerts[:2], sync_interval=10**9).read_bytes()
     crafted = _set_count(data, 0, 1)
-    with pytest.raises(AlertFormatError, match="declares 1 records but its bytes hold 2"):
-        lk.read_alerts(crafted, verify=True)
-    assert len(lk.read_alerts(crafted)) == 1
+    for verify in ("auto", True, False):
+        with pytest.raises(AlertFormatError, match="declares 1 records but its bytes hold 2"):
+            lk.read_alerts(crafted, verify=verify)
+        batch = lk.read_alerts(crafted, verify=verify, errors="skip")
+        assert len(batch) == 0 and sorted(batch.errors["record"]) == [0, 1]
     one = write(tmp_path / "b.avro", schema, alerts[:1], sync_interval=10**9).read_bytes()
     idx = index_container(one)
     pos = int(idx.block_start[0])

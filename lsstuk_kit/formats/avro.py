@@ -1,6 +1,6 @@
 """The Avro alert formats: Rubin, ZTF and ATLAS containers, and Rubin's Kafka wire messages.
 
-The reader decodes these itself (columnar, through DuckDB; see :mod:`lsstuk_kit.io`);
+The reader decodes these itself (columnar, with its compiled decoder; see :mod:`lsstuk_kit._decode`);
 the specs here let ``format=`` name them and :func:`~lsstuk_kit.formats.list_formats`
 show them. An Avro container is identified by its writer schema
 (:func:`lsstuk_kit.schema.identify_schema`).

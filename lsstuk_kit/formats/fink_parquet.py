@@ -655,6 +655,8 @@ def _record_types(schema):
 def _arrow(values: pd.Series, typ) -> pa.Array:
     """A pandas column as an Arrow array of ``typ`` (nulls kept; ints exact)."""
     arr = pa.Array.from_pandas(values)
+    if isinstance(arr, pa.ChunkedArray):  # a column pandas keeps in Arrow (its "str" dtype)
+        arr = arr.combine_chunks()
     if arr.type == typ:
         return arr
     if pa.types.is_dictionary(arr.type):

@@ -364,10 +364,10 @@ def plot_sim_vs_real(sim_batch, real_batch, *, truth=None, fig=None):
     >>> len(fig.axes)
     6
     """
-    from matplotlib.figure import Figure
-
     if fig is None:
-        fig = Figure(figsize=(13, 7), layout="constrained")
+        import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
+
+        fig = plt.figure(figsize=(13, 7), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
     s, r = sim_batch.sources, real_batch.sources
     is_real = (truth.reindex(s.index)["isReal"].to_numpy(bool) if truth is not None else np.ones(len(s), bool))

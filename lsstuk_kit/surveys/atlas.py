@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 from ._avrotypes import arrow_to_pandas
 from .common import mag_to_flux, pick_score
 
-__all__ = ["REQUIRED", "CUTOUTS", "CORE", "ML_SCORES", "ALERCE_NAMES", "build_query", "to_frames",
+__all__ = ["REQUIRED", "CUTOUTS", "CORE", "ML_SCORES", "ALERCE_NAMES", "projection", "to_frames",
            "map_detections", "detection_id", "exposure_code", "atlas_object_id", "ml_reliability", "schema",
            "write_atlas_alerts", "example_alerts"]
 
@@ -303,15 +303,15 @@ def map_detections(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, rest], axis=1)
 
 
-def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
-    """SQL selecting an ATLAS container's fields (ATLAS alerts are light: no projection).
+def projection(schema: dict, columns=None, cutouts=True):
+    """What a read takes from an ATLAS writer schema (ATLAS alerts are light: no column projection).
 
     Columns: ``a:`` top-level scalars, ``s:`` candidate fields, ``h:prv_candidates`` (qub2018
     layout), ``c:<cutout field>`` stamp bytes.
     """
-    from .ztf import candidate_query
+    from .ztf import candidate_projection
 
-    return candidate_query(schema, paths, ("prv_candidates",), _ALL_CUTOUTS.values(), cutouts)
+    return candidate_projection(schema, ("prv_candidates",), _ALL_CUTOUTS.values(), cutouts)
 
 
 def _strip(table, prefix):

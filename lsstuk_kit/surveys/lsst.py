@@ -54,7 +54,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._duck import quote
+from .._projection import Output, Projection
 from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
 from .common import flux_to_mag, pick_score
 
@@ -98,8 +98,8 @@ def canonical(name: str) -> str:
     return LEGACY_NAMES.get(name, name)
 
 
-def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
-    """SQL selecting what a read needs from one Rubin container file.
+def projection(schema: dict, columns=None, cutouts=True) -> Projection:
+    """What a read takes from one Rubin writer schema (see :mod:`lsstuk_kit._projection`).
 
     Output columns are prefixed: ``a:`` alert-level scalars (including flattened
     broker additions), ``s:`` diaSource, ``o:`` diaObject, ``h:<list>`` history
@@ -107,52 +107,43 @@ def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
     """
     names = collect_names(schema)
     wanted = None if columns is None else set(columns) | set(CORE)
-    sel = []
+    out = []
     for f in schema["fields"]:
         name = f["name"]
         kind, _ = resolve(f["type"], names)
-        q = quote(name)
         if name == "diaSource":
             for sub in record_fields(f["type"], names):
                 if wanted is None or canonical(sub["name"]) in wanted:
-                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
+                    out.append(Output("s:" + sub["name"], (name, sub["name"])))
         elif name == "diaObject":
             keep = None if wanted is None else wanted | set(OBJECT_CORE)
             for sub in record_fields(f["type"], names):
                 if resolve(sub["type"], names)[0] != "scalar":
                     continue
                 if keep is None or canonical(sub["name"]) in keep:
-                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('o:' + sub['name'])}")
+                    out.append(Output("o:" + sub["name"], (name, sub["name"])))
         elif name in _HISTORY:
-            subs = [s["name"] for s in record_fields(f["type"], names)]
+            subs = [s["name"] for s in record_fields(f["type"], names)
+                    if resolve(s["type"], names)[0] == "scalar"]
             if wanted is not None:
                 subs = [s for s in subs if canonical(s) in wanted or s == "diaForcedSourceId"]
                 if not subs:
                     continue
-                body = ", ".join(f"{quote_str(s)}: x.{quote(s)}" for s in subs)
-                sel.append(f"[{{{body}}} for x in {q}] AS {quote('h:' + name)}")
-            else:
-                sel.append(f"{q} AS {quote('h:' + name)}")
+            out.append(Output("h:" + name, (name,), items=tuple(subs), list=True))
         elif name in CUTOUTS.values():
             if cutouts:
-                sel.append(f"{q} AS {quote('c:' + name)}")
+                out.append(Output("c:" + name, (name,)))
         elif name in _STRUCTURAL:
             continue
         elif kind == "scalar":
             if wanted is None or name in wanted or name == "lsst_schema_version":
-                sel.append(f"{q} AS {quote('a:' + name)}")
+                out.append(Output("a:" + name, (name,)))
         elif kind == "record":
             for sub in record_fields(f["type"], names):
                 flat = f"{name}_{sub['name']}"
                 if resolve(sub["type"], names)[0] == "scalar" and (wanted is None or flat in wanted):
-                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('a:' + flat)}")
-    files = ", ".join(quote_str(p) for p in paths)
-    return f"SELECT {', '.join(sel)} FROM read_avro([{files}])"
-
-
-def quote_str(text: str) -> str:
-    """Quote a string literal for DuckDB SQL."""
-    return "'" + text.replace("'", "''") + "'"
+                    out.append(Output("a:" + flat, (name, sub["name"])))
+    return Projection(tuple(out))
 
 
 def _strip(table: pa.Table, prefix: str) -> dict:

@@ -88,10 +88,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._duck import quote
+from .._projection import Output, Projection
 from ._avrotypes import arrow_to_pandas, collect_names, record_fields, resolve
 from .common import AB_ZEROPOINT_NJY, mag_to_flux, pick_score
-from .lsst import quote_str
 
 FID_TO_BAND = {1: "g", 2: "r", 3: "i"}
 CUTOUTS = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}
@@ -120,42 +119,39 @@ NONE_IF_STRING = {"ssnamenr": "null"}
 SCORE_VERSION = {"drb": "drbversion"}
 
 
-def build_query(schema: dict, paths, columns=None, cutouts=True) -> str:
-    """SQL selecting a ZTF container's fields (ZTF alerts are light: no projection)."""
-    return candidate_query(schema, paths, _HISTORY, CUTOUTS.values(), cutouts)
+def projection(schema: dict, columns=None, cutouts=True) -> Projection:
+    """What a read takes from a ZTF writer schema (ZTF alerts are light: no column projection)."""
+    return candidate_projection(schema, _HISTORY, CUTOUTS.values(), cutouts)
 
 
-def candidate_query(schema: dict, paths, history, cutout_fields, cutouts=True) -> str:
-    """SQL over an alert of ZTF's layout (a ``candidate`` record; ATLAS shares it).
+def candidate_projection(schema: dict, history, cutout_fields, cutouts=True) -> Projection:
+    """What a read takes from an alert of ZTF's layout (a ``candidate`` record; ATLAS shares it).
 
     Columns: ``a:`` top-level scalars and scalar fields of other records (``<record>_<field>``),
-    ``s:`` candidate fields, ``h:<list>`` for the ``history`` lists, ``c:<field>`` the
-    ``stampData`` of the ``cutout_fields``.
+    ``s:`` candidate fields, ``h:<list>`` for the ``history`` lists (every scalar item field),
+    ``c:<field>`` the ``stampData`` of the ``cutout_fields``.
     """
     names = collect_names(schema)
     cutout_fields = set(cutout_fields)
-    sel = []
+    out = []
     for f in schema["fields"]:
         name = f["name"]
-        q = quote(name)
         kind, _ = resolve(f["type"], names)
         if name == "candidate":
             for sub in record_fields(f["type"], names):
-                sel.append(f"{q}.{quote(sub['name'])} AS {quote('s:' + sub['name'])}")
+                out.append(Output("s:" + sub["name"], (name, sub["name"])))
         elif name in history:
-            sel.append(f"{q} AS {quote('h:' + name)}")
+            out.append(Output("h:" + name, (name,), items=None, list=True))
         elif name in cutout_fields:
             if cutouts:
-                sel.append(f"{q}.{quote('stampData')} AS {quote('c:' + name)}")
+                out.append(Output("c:" + name, (name, "stampData")))
         elif kind == "scalar":
-            sel.append(f"{q} AS {quote('a:' + name)}")
+            out.append(Output("a:" + name, (name,)))
         elif kind == "record":
             for sub in record_fields(f["type"], names):
                 if resolve(sub["type"], names)[0] == "scalar":
-                    flat = f"{name}_{sub['name']}"
-                    sel.append(f"{q}.{quote(sub['name'])} AS {quote('a:' + flat)}")
-    files = ", ".join(quote_str(p) for p in paths)
-    return f"SELECT {', '.join(sel)} FROM read_avro([{files}])"
+                    out.append(Output("a:" + f"{name}_{sub['name']}", (name, sub["name"])))
+    return Projection(tuple(out))
 
 
 def _strip(table, prefix):
