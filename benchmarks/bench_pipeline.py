@@ -19,15 +19,22 @@ Per chunk:
     real/bogus   score_batch on the alerts that passed the filters (features from the
                  stamps + gradient-boosted trees)
 
+The pipeline runs twice, side by side in one process (``--filters both``): with the filter stage
+as the kit does it now (the history rows found by sorting integer keys; the history-based rules take only
+the columns they use, and share one sort) and as it did before issue 14 (``batch.history`` built
+with pandas ``drop_duplicates``/``sort_values`` over every column, each rule sorting again), the
+reference kept below. Both give the same masks; each run checks it on its first chunk.
+
 A loader thread decodes the next chunk (``read_alerts``, one DuckDB thread)
 while the main thread filters, cross-matches and scores the current one: two
 threads for two cores. Sustained rate = alerts / wall time over the whole
-replay, every stage included. Targets: >= 300 alerts/s for real-shaped alerts (LSST's whole
-average rate) and >= 3,000 alerts/s for lite ones, on a 2-core machine. The
+replay, every stage included. Targets (issue 14): >= 3,000 alerts/s for real-shaped alerts (10x
+LSST's whole average rate) and >= 20,000 alerts/s for lite ones, on a 2-core machine. The
 baseline, in the same process: fastavro decoding the same files to dicts
 (decode only, no work done), the loop most brokers start from.
 
-    python benchmarks/bench_pipeline.py [--fields 18] [--chunk 2000] [--data DIR]
+    python benchmarks/bench_pipeline.py [--fields 8] [--chunk 2000] [--data DIR] [--filters both|new|old]
+    python benchmarks/bench_pipeline.py --data DIR --stage-chunks 6   # the filter stage alone, before vs now
 """
 
 from __future__ import annotations
@@ -88,9 +95,81 @@ def chunks_of(folder, size):
         yield files
 
 
+# ---------------------------------------------------------------- the filter stage before issue 14 (reference)
+def old_history(batch):
+    """``batch.history`` as it was built before: pandas over every column of the history table."""
+    from lsstuk_kit.batch import _HISTORY_KEY, _drop_idless_repeats
+
+    st, pos = batch._store, batch._pos
+    h = st.history
+    if len(pos) != len(st.sources):
+        keep = np.zeros(len(st.sources), bool)
+        keep[pos] = True
+        h = h[keep[h["_alert"].to_numpy()]]
+    if pd.Series(st.sources["diaObjectId"].to_numpy()[pos]).duplicated().any():
+        key = [c for c in _HISTORY_KEY if c in h]
+        ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
+        no_id = h[ids].isna().all(axis=1).to_numpy()
+        if no_id.any():
+            h = h.assign(_flux_key=np.where(no_id, h["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
+            key = key + ["_flux_key"]
+        h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
+        h = _drop_idless_repeats(h.drop(columns=["_flux_key"], errors="ignore"), ids)
+    return h.sort_values(["diaObjectId", "midpointMjdTai", "kind"], kind="stable").drop(columns="_alert") \
+        .reset_index(drop=True)
+
+
+def old_history_rules(batch):
+    """has_history(2), rising(0.05) | fading(0.05) as computed before (each from the whole table)."""
+    from lsstuk_kit.filters import _time_key_scale
+
+    s, h = batch.sources, old_history(batch)
+    det = h[h["kind"] == "detection"]  # has_history
+    codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
+    a_code, d_code = codes[: len(s)], codes[len(s):]
+    t_a, t_d = s["midpointMjdTai"].to_numpy(float), det["midpointMjdTai"].to_numpy(float)
+    t0, big = _time_key_scale(t_a, t_d)
+    dkey = np.sort(d_code * big + (t_d - t0), kind="stable")
+    start = np.searchsorted(dkey, a_code * big)
+    upto = np.searchsorted(dkey, a_code * big + (t_a - t0) + 1e-7, side="right")
+    known = pd.Series(np.maximum(upto - start, 0) >= 2, index=s.index)
+    det = h[h["kind"].isin(["detection"]) & h["psfFlux"].notna()]  # rates (same band), shared by rising/fading
+    codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
+    bands, _ = pd.factorize(pd.concat([s["band"], det["band"]], ignore_index=True))
+    n_bands = int(bands.max()) + 2 if len(bands) else 2
+    codes, _ = pd.factorize(codes.astype(np.int64) * n_bands + (bands + 1))
+    a_code, d_code = codes[: len(s)], codes[len(s):]
+    t_d = det["midpointMjdTai"].to_numpy(float)
+    t0, big = _time_key_scale(t_a, t_d)
+    dkey = d_code * big + (t_d - t0)
+    order = np.argsort(dkey, kind="stable")
+    dkey, mag_d = dkey[order], det["mag"].to_numpy(float)[order]
+    akey = a_code * big + (t_a - t0)
+    prev = np.searchsorted(dkey, akey - 1e-6, side="left") - 1
+    same = np.zeros(len(s), bool)
+    same[prev >= 0] = np.floor(dkey[prev[prev >= 0]] / big) == a_code[prev >= 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(same, s["mag"].to_numpy(float) - mag_d[np.maximum(prev, 0)], np.nan) \
+            / np.where(same, akey - dkey[np.maximum(prev, 0)], np.nan)
+    rate = np.nan_to_num(rate, nan=0.0)
+    moving = pd.Series((rate <= -0.05) | (rate >= 0.05), index=s.index)
+    return known, moving, len(h)
+
+
+def new_history_rules(batch):
+    """The same rules as the kit computes them now."""
+    from lsstuk_kit import filters as F
+
+    moving = F.rising(batch, 0.05) | F.fading(batch, 0.05)
+    known = F.has_history(batch, 2)
+    return known, moving, len(batch._history_rows())  # the row count without building the wide table
+
+
 class Pipeline:
-    def __init__(self, folder, watchlist, moc, catalogs, model, load_workers=None):
+    def __init__(self, folder, watchlist, moc, catalogs, model, load_workers=None, old_filters=False):
         self.load_workers = load_workers
+        self.history_rules = old_history_rules if old_filters else new_history_rules
+        self.checked = False
         self.watchlist, self.moc, self.catalogs, self.model = watchlist, moc, catalogs, model
         self.times = dict.fromkeys(["load", "filter", "cross-match", "real/bogus"], 0.0)
         self.counts = dict.fromkeys(["alerts", "history rows", "pass filters", "in skymap", "watchlist hits",
@@ -112,9 +191,15 @@ class Pipeline:
         c, tm = self.counts, self.times
         t0 = time.perf_counter()
         keep = F.observable(batch, max_mag=22.5) & F.quality(batch) & F.galactic_latitude(batch, 10)
-        moving = F.rising(batch, 0.05) | F.fading(batch, 0.05)
-        known = F.has_history(batch, 2)
+        known, moving, n_history = self.history_rules(batch)
         t1 = time.perf_counter()
+        tm["filter"] += t1 - t0
+        if not self.checked:  # the other way gives the same masks (on a fresh batch: no shared cache); not timed
+            other = old_history_rules if self.history_rules is new_history_rules else new_history_rules
+            k2, m2, n2 = other(type(batch)(batch._store, batch._pos))
+            assert known.equals(k2) and moving.equals(m2) and n_history == n2, "old and new filters differ"
+            self.checked = True
+            t1 = time.perf_counter()
         in_area = self.moc.contains(batch)
         hits = match_watchlist(batch, self.watchlist, 2.0)
         ctx = classify_context(batch, **self.catalogs)
@@ -123,11 +208,10 @@ class Pipeline:
         rb = score_batch(candidates, self.model).reindex(batch.sources.index, fill_value=0.0)
         t3 = time.perf_counter()
         interesting = keep & (rb > 0.5) & (moving | ~known | in_area) & (ctx["context"] != "variable star")
-        tm["filter"] += t1 - t0
         tm["cross-match"] += t2 - t1
         tm["real/bogus"] += t3 - t2
         c["alerts"] += len(batch)
-        c["history rows"] += len(batch.history)
+        c["history rows"] += n_history
         c["pass filters"] += int(keep.sum())
         c["in skymap"] += int(in_area.sum())
         c["watchlist hits"] += len(hits)
@@ -198,7 +282,7 @@ def setup(folder):
     return watchlist, moc, {"stars": cats["stars"], "cvs": cats["cvs"], "galaxies": cats["galaxies"]}, model
 
 
-def bench(label, folder, chunk, target, prefetch=2, load_workers=1):
+def bench(label, folder, chunk, target, prefetch=2, load_workers=1, old_filters=False):
     from lsstuk_kit.io import iter_files
 
     files = iter_files(os.path.join(folder, "alerts"))
@@ -212,7 +296,7 @@ def bench(label, folder, chunk, target, prefetch=2, load_workers=1):
                 pass
     warm = time.perf_counter() - t
     watchlist, moc, cats, model = setup(folder)
-    pipe = Pipeline(folder, watchlist, moc, cats, model, load_workers)
+    pipe = Pipeline(folder, watchlist, moc, cats, model, load_workers, old_filters)
     wall = pipe.run(folder, chunk, prefetch=prefetch)
     c, tm = pipe.counts, pipe.times
     n = c["alerts"]
@@ -222,13 +306,64 @@ def bench(label, folder, chunk, target, prefetch=2, load_workers=1):
           f"{size / n / 1024:.0f} KB/alert, "
           f"{c['history rows'] / n:.0f} history rows/alert), chunks of ~{chunk}; "
           f"files read into the OS cache first in {warm:.1f} s ({size / 2**20 / warm:,.0f} MiB/s)")
-    print("  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items())
-          + (f" ({prefetch} loader threads overlap the rest)" if prefetch else ""))
+    print(f"  filters: {'before issue 14 (reference)' if old_filters else 'now'}; stage seconds: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in tm.items())
+          + (f" ({prefetch} loader threads overlap the rest)" if prefetch else "")
+          + f"; filter stage {n / max(tm['filter'], 1e-9):,.0f} alerts/s")
     print("  counts: " + ", ".join(f"{k} {v:,}" for k, v in c.items()))
     print(f"  wall {wall:.1f} s -> {rate:,.0f} alerts/s sustained (target {target:,}: "
           f"{'met' if rate >= target else 'NOT met'}); {rate / LSST_RATE:.1f}x LSST's average rate; "
           f"fastavro decode-only baseline {base:,.0f} alerts/s ({rate / base:.1f}x)")
-    return rate
+    return rate, tm["filter"]
+
+
+def both(label, folder, chunk, target, prefetch, load_workers, which):
+    """Run the pipeline with the filters of now and/or of before, and compare (same process, same files)."""
+    got = {}
+    for old in {"both": (True, False), "old": (True,), "new": (False,)}[which]:
+        got[old] = bench(label, folder, chunk, target, prefetch, load_workers, old_filters=old)
+    if len(got) == 2:
+        (r_old, f_old), (r_new, f_new) = got[True], got[False]
+        print(f"  {label}, now vs before: filter stage {f_new:.1f} s vs {f_old:.1f} s ({f_old / max(f_new, 1e-9):.1f}x "
+              f"faster); pipeline {r_new:,.0f} vs {r_old:,.0f} alerts/s ({r_new / r_old:.2f}x)")
+
+
+def filter_stage(label, folder, chunk, n_chunks, repeat=3):
+    """The filter stage alone, before vs now, on the same chunks in turn (best of ``repeat``): steady when busy."""
+    from lsstuk_kit import AlertBatch, read_alerts
+    from lsstuk_kit import filters as F
+
+    def run(batch, rules, wide):
+        b = AlertBatch(batch._store, batch._pos)  # nothing cached: every run starts from the table as read
+        b._store.keys.clear()
+        t = time.perf_counter()
+        F.observable(b, max_mag=22.5) & F.quality(b) & F.galactic_latitude(b, 10)
+        out = rules(b)
+        if wide:
+            assert len(b.history) == out[2]
+        return time.perf_counter() - t, out
+
+    ways = {"before": (old_history_rules, False), "now": (new_history_rules, False),
+            "now, and batch.history built too": (new_history_rules, True)}
+    took = dict.fromkeys(ways, 0.0)
+    n = raw = rows = 0
+    for _, files in zip(range(n_chunks), chunks_of(folder, chunk)):
+        batch = read_alerts(files, progress=False, workers=1)
+        F.galactic_latitude(batch, 10)  # astropy's first call, once
+        results, times = {}, {way: [] for way in ways}
+        for _ in range(repeat):
+            for way, (rules, wide) in ways.items():
+                dt, results[way] = run(batch, rules, wide)
+                times[way].append(dt)
+        for way in ways:
+            took[way] += min(times[way])
+        (k1, m1, n1), (k2, m2, n2) = results["before"], results["now"]
+        assert k1.equals(k2) and m1.equals(m2) and n1 == n2, "old and new filters differ"
+        n, raw, rows = n + len(batch), raw + len(batch._store.history), rows + n2
+    print(f"{label}, filter stage alone on {n:,} alerts ({raw:,} history rows as read, {rows:,} after "
+          f"dropping repeats), best of {repeat}, same chunks in turn:")
+    for way, t in took.items():
+        print(f"  {way:34s} {t:7.2f} s  {n / max(t, 1e-9):>9,.0f} alerts/s  ({took['before'] / max(t, 1e-9):.1f}x)")
 
 
 def main(argv=None):
@@ -242,6 +377,10 @@ def main(argv=None):
                     help="decoding threads of read_alerts in the loader thread (1: loader + main = 2 cores)")
     ap.add_argument("--data", default=None, help="use (or make) the nights in DIR/real and DIR/lite")
     ap.add_argument("--only", choices=["real", "lite"], default=None)
+    ap.add_argument("--filters", choices=["both", "new", "old"], default="both",
+                    help="time the filter stage as now, as before issue 14 (reference), or both in turn")
+    ap.add_argument("--stage-chunks", type=int, default=0,
+                    help="instead of the pipeline: time the filter stage alone (before, now) on the first N chunks")
     args = ap.parse_args(argv)
     root = args.data or tempfile.mkdtemp(prefix="bench_pipeline_")
     try:
@@ -249,12 +388,18 @@ def main(argv=None):
             real = os.path.join(root, "real")
             if not os.path.isdir(os.path.join(real, "alerts")):
                 make_real_shaped(real, args.fields, args.alert_nights)
-            bench("real-shaped", real, args.chunk, 300, args.prefetch, args.load_workers)
+            if args.stage_chunks:
+                filter_stage("real-shaped", real, args.chunk, args.stage_chunks)
+            else:
+                both("real-shaped", real, args.chunk, 3000, args.prefetch, args.load_workers, args.filters)
         if args.only in (None, "lite"):
             lite = os.path.join(root, "lite")
             if not os.path.isdir(os.path.join(lite, "alerts")):
                 make_lite(lite, args.lite_scale)
-            bench("lite", lite, args.chunk, 3000, args.prefetch, args.load_workers)
+            if args.stage_chunks:
+                filter_stage("lite", lite, args.chunk, args.stage_chunks)
+            else:
+                both("lite", lite, args.chunk, 20000, args.prefetch, args.load_workers, args.filters)
     finally:
         if args.data is None:
             shutil.rmtree(root, ignore_errors=True)

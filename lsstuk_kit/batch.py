@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ class _Store:
     rec_ids: np.ndarray
     refs: list
     errors: list
+    keys: dict = field(default_factory=dict)  # sort and equality codes of history columns (see _rank_codes)
 
 
 class AlertBatch:
@@ -149,29 +150,48 @@ class AlertBatch:
         """Light-curve rows of the batch's objects (the triggering detections included)."""
         if "history" not in self._cache:
             h = self._store.history
-            if len(self._pos) != len(self._store.sources):
-                keep = np.zeros(len(self._store.sources), bool)
-                keep[self._pos] = True
-                h = h[keep[h["_alert"].to_numpy()]]
-            objs = self._store.sources["diaObjectId"].to_numpy()[self._pos]
-            if pd.Series(objs).duplicated().any():
-                key = [c for c in _HISTORY_KEY if c in h]
-                ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
-                if "psfFlux" in h and ids:
-                    # rows with no id (e.g. Lasair's lite light curves): the flux tells two
-                    # detections of one exposure apart; rows with ids are keyed by them alone
-                    no_id = h[ids].isna().all(axis=1).to_numpy()
-                    if no_id.any():
-                        h = h.assign(_flux_key=np.where(no_id, h["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
-                        key = key + ["_flux_key"]
-                h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
-                h = h.drop(columns=["_flux_key"], errors="ignore")
-                if "psfFlux" in h and ids:
-                    h = _drop_idless_repeats(h, ids)
-            order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
-            h = h.sort_values(order, kind="stable").drop(columns="_alert").reset_index(drop=True)
-            self._cache["history"] = h
+            rows = self._history_rows()
+            if not (len(rows) == len(h) and (rows == np.arange(len(h))).all()):
+                h = h.take(rows)
+            self._cache["history"] = h.drop(columns="_alert").reset_index(drop=True)
         return self._cache["history"]
+
+    def _history_rows(self) -> np.ndarray:
+        """Positions in the read history table of ``history``'s rows, in ``history``'s order (cached).
+
+        ``history`` is these rows of every column; the filters take only the columns they use
+        (:meth:`_history_column`), so the wide table is built only when someone asks for it.
+        """
+        if "history_rows" not in self._cache:
+            self._cache["history_rows"] = _history_rows(self._store, self._pos)
+        return self._cache["history_rows"]
+
+    def _history_column(self, name) -> pd.Series:
+        """One column of ``history`` (same rows, order and dtype) without building the whole table."""
+        if "history" in self._cache:
+            return self._cache["history"][name]
+        key = ("history_column", name)
+        if key not in self._cache:
+            col = self._store.history[name]
+            self._cache[key] = col.take(self._history_rows()).reset_index(drop=True)
+        return self._cache[key]
+
+    def _history_codes(self, name):
+        """Integer codes of ``history[name]`` and of ``sources[name]``, one coding for both (cached).
+
+        Returns ``(history_codes, alert_codes)``. Codes follow the column's sort order, so the
+        history's object codes never decrease (it is sorted by object); missing values (rows or
+        alerts of no object, say) share the largest code; an alert value that no history row
+        has gets -1, which no history row has.
+        """
+        key = ("history_codes", name)
+        if key not in self._cache:
+            rank, uniques = _rank_codes(self._store, name)
+            values = pd.Index(self.sources[name].to_numpy())
+            a_codes = pd.Index(uniques).get_indexer(values).astype(np.int64)
+            a_codes[values.isna()] = len(uniques)
+            self._cache[key] = (rank[self._history_rows()].astype(np.int64), a_codes)
+        return self._cache[key]
 
     @property
     def objects(self) -> pd.DataFrame:
@@ -450,7 +470,7 @@ class AlertBatch:
         out = {
             "alerts": len(s),
             "objects": int(s["diaObjectId"].nunique()) if len(s) else 0,
-            "history_rows": len(self.history),
+            "history_rows": len(self._history_rows()),
             "skipped": len(self._store.errors),
         }
         if len(s):
@@ -471,8 +491,128 @@ class AlertBatch:
             return f"AlertBatch(0 alerts, {len(self._store.errors)} skipped)"
         surveys = ",".join(sorted(s["survey"].unique()))
         return (f"AlertBatch({len(s)} alerts of {s['diaObjectId'].nunique()} objects, "
-                f"{len(self.history)} history rows, survey={surveys}, "
+                f"{len(self._history_rows())} history rows, survey={surveys}, "
                 f"MJD {s['midpointMjdTai'].min():.3f}-{s['midpointMjdTai'].max():.3f})")
+
+
+def _rank_codes(store, name):
+    """Codes of a column of the read history that sort as pandas sorts the column (missing values last).
+
+    Returns ``(codes, uniques)``: codes ``0..len(uniques)``, where ``len(uniques)`` stands for a
+    missing value, in the smallest unsigned integer type that holds them (they are cached on the
+    store, which subsets of a batch share: a few bytes per history row).
+    """
+    key = ("rank", name)
+    if key not in store.keys:
+        col = store.history[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):  # pandas sorts categories by their order
+            codes = col.cat.codes.to_numpy().astype(np.int64)
+            uniques = np.asarray(col.cat.categories)
+        else:
+            codes, uniques = pd.factorize(col._values, sort=True)
+            codes = codes.astype(np.int64, copy=False)
+        codes[codes < 0] = len(uniques)
+        store.keys[key] = (codes.astype(np.min_scalar_type(len(uniques))), uniques)
+    return store.keys[key]
+
+
+def _equal_next(store, name, idx):
+    """``col[idx[k]] == col[idx[k + 1]]`` as :meth:`pandas.DataFrame.drop_duplicates` sees it (missing == missing)."""
+    values = store.history[name]._values
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        v = values[idx]
+        return v[1:] == v[:-1]
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        v = values[idx]
+        nan = np.isnan(v)
+        return (v[1:] == v[:-1]) | (nan[1:] & nan[:-1])
+    if isinstance(values, pd.arrays.IntegerArray):
+        v = values.to_numpy(dtype=np.int64, na_value=0)[idx]
+        na = values.isna()[idx]
+        return (v[1:] == v[:-1]) & (na[1:] == na[:-1])
+    codes = _rank_codes(store, name)[0][idx]  # strings, objects, categories: equal codes of factorize
+    return codes[1:] == codes[:-1]
+
+
+def _history_rows(store, pos):
+    """Rows of the read history that make ``AlertBatch.history``, in its order.
+
+    The rule (as :func:`_history_rows_reference` spells it with pandas): the rows of the batch's
+    alerts; where an object has several alerts, rows equal in ``_HISTORY_KEY`` (plus the flux of
+    rows with no id) are kept once, from the latest alert; then a stable sort by object, time
+    and kind. Here: one stable sort of packed integer keys (object, time, kind), repeats found
+    as neighbours in it. Batches this path does not cover (rows with no id, two different rows
+    of one object at one time and kind, odd columns) take the reference path: same result.
+    """
+    h, n_src = store.history, len(store.sources)
+    if not len(h):
+        return np.zeros(0, np.int64)
+    alert = h["_alert"].to_numpy(np.int64)
+    if len(pos) == n_src:
+        rows = np.arange(len(h))
+    else:
+        keep = np.zeros(n_src, bool)
+        keep[pos] = True
+        rows = np.flatnonzero(keep[alert])
+    dedupe = bool(pd.Series(store.sources["diaObjectId"].to_numpy()[pos]).duplicated().any())
+    if dedupe:
+        a = alert[rows]
+        if len(a) > 1 and (a[1:] < a[:-1]).any():
+            rows = rows[np.argsort(a, kind="stable")]  # the latest alert's copy is the last one
+    try:
+        fast = _history_rows_fast(store, rows, dedupe)
+    except TypeError:  # values that do not sort (mixed types): the reference says what pandas does
+        fast = None
+    return fast if fast is not None else _history_rows_reference(h, rows, dedupe)
+
+
+def _history_rows_fast(store, rows, dedupe):
+    h = store.history
+    order_cols = ("diaObjectId", "midpointMjdTai", "kind")
+    ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
+    if not all(c in h for c in order_cols) or (dedupe and (not ids or "psfFlux" not in h)):
+        return None
+    ranks = [_rank_codes(store, c) for c in order_cols]
+    bits = [len(u).bit_length() for _, u in ranks]  # codes run up to len(uniques)
+    if sum(bits) > 63:
+        return None
+    obj, t, kind = (r[rows].astype(np.int64) for r, _ in ranks)
+    key = obj << (bits[1] + bits[2]) | t << bits[2] | kind
+    order = np.argsort(key, kind="stable")  # ties keep the order of `rows`
+    if not dedupe:
+        return rows[order]
+    srt = rows[order]
+    if (np.logical_and.reduce([h[c].isna().to_numpy()[srt] for c in ids])).any():
+        return None  # rows with no id are told apart by their flux: the reference path
+    k = key[order]
+    run = k[1:] == k[:-1]  # neighbours of one object, time and kind
+    for c in ("band", *ids) if run.any() else ():
+        if c in h and not _equal_next(store, c, srt)[run].all():
+            return None  # two different rows at one object, time and kind: the reference orders them
+    last = np.ones(len(srt), bool)
+    last[:-1] = ~run
+    return srt[last]
+
+
+def _history_rows_reference(h, rows, dedupe):
+    """The rows of ``AlertBatch.history`` by pandas ``drop_duplicates`` and ``sort_values`` (the rule itself)."""
+    cols = [c for c in (*_HISTORY_KEY, "psfFlux") if c in h]
+    h = h[cols].take(rows).assign(_row=rows)
+    if dedupe:
+        key = [c for c in _HISTORY_KEY if c in h]
+        ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
+        if "psfFlux" in h and ids:
+            # rows with no id (e.g. Lasair's lite light curves): the flux tells two
+            # detections of one exposure apart; rows with ids are keyed by them alone
+            no_id = h[ids].isna().all(axis=1).to_numpy()
+            if no_id.any():
+                h = h.assign(_flux_key=np.where(no_id, h["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
+                key = key + ["_flux_key"]
+        h = h.drop_duplicates(key, keep="last")
+        if "psfFlux" in h and ids:
+            h = _drop_idless_repeats(h, ids)
+    order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
+    return h.sort_values(order, kind="stable")["_row"].to_numpy(np.int64)
 
 
 def _drop_idless_repeats(h, ids):

@@ -8,6 +8,14 @@ Combine them with ``&``, ``|`` and ``~`` and pass the result to
 
 Every rule is evaluated per alert, at the alert's own time: history that
 comes later (from another alert of the same object in the batch) is ignored.
+
+The history-based rules (:func:`has_history`, :func:`recurring`, :func:`new`,
+:func:`rates`, :func:`rising`, :func:`fading`) work on sorted arrays: the batch's
+history is sorted by object and time, so an object's detections up to an alert
+are one ``searchsorted`` away. They read only the history columns they use (the
+wide ``batch.history`` table is not built for them) and share their work through
+the batch's cache: ``has_history``, ``recurring`` and ``new`` one lookup, ``rising``
+and ``fading`` one set of rates.
 """
 
 from __future__ import annotations
@@ -102,22 +110,84 @@ def _time_key_scale(t_a, t_d):
     return float(lo) - 1.0, float(hi - lo) + 2.0
 
 
+def _history_column(batch, name):
+    """A column of ``batch.history`` as a Series; an AlertBatch gives it without building the whole table."""
+    get = getattr(batch, "_history_column", None)
+    return get(name) if get is not None else batch.history[name].reset_index(drop=True)
+
+
+def _history_codes(batch, name):
+    """Integer codes of ``batch.history[name]`` and ``batch.sources[name]`` in one coding (see AlertBatch)."""
+    get = getattr(batch, "_history_codes", None)
+    if get is not None:
+        return get(name)
+    h, s = batch.history[name], batch.sources[name]  # any object with .sources and .history
+    codes, _ = pd.factorize(pd.concat([h, s], ignore_index=True))
+    codes = codes.astype(np.int64)
+    codes[codes < 0] = codes.max(initial=-1) + 1  # missing values: one code, as pandas' drop_duplicates sees them
+    return codes[: len(h)], codes[len(h):]
+
+
+def _of_kind(batch, kinds):
+    """Boolean mask of the history rows whose ``kind`` is one of ``kinds``."""
+    kind = _history_column(batch, "kind")
+    if isinstance(kind.dtype, pd.CategoricalDtype):  # compare the small codes, not the strings
+        codes = kind.cat.codes.to_numpy()
+        out = np.zeros(len(codes), bool)
+        for k in kinds:
+            if k in kind.cat.categories:
+                out |= codes == kind.cat.categories.get_loc(k)
+        return out
+    return kind.isin(kinds).to_numpy(bool)
+
+
+def _cached(batch, key, compute):
+    """``compute()`` once per batch (kept in its cache, where it has one)."""
+    cache = getattr(batch, "_cache", None)
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def _sorted_keys(code, t, t0, big):
+    """Sort keys ``code * big + (t - t0)`` and the order that sorts them (``None``: already sorted).
+
+    The history is sorted by object and time, so detections of an object come sorted: the sort
+    is then skipped (a stable sort of sorted keys is the identity).
+    """
+    key = code * big + (t - t0)
+    if len(key) < 2 or (key[1:] >= key[:-1]).all():
+        return key, None
+    order = np.argsort(key, kind="stable")
+    return key[order], order
+
+
 def _detections_before(batch):
-    """Per alert: count, first time and times of its object's detections up to the alert."""
+    """Per alert: its object's detections up to the alert (the alert's own included).
+
+    Returns ``(start, upto, t_det)``: the alert's object's detections up to its time are
+    ``t_det[start:upto]``, times sorted. Computed once per batch (has_history, recurring and
+    new share it).
+    """
+    return _cached(batch, ("detections_before",), lambda: _detections_before_uncached(batch))
+
+
+def _detections_before_uncached(batch):
     s = batch.sources
-    h = batch.history
-    det = h[h["kind"] == "detection"]
-    codes, uniq = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
-    a_code, d_code = codes[: len(s)], codes[len(s):]
-    t_a, t_d = s["midpointMjdTai"].to_numpy(float), det["midpointMjdTai"].to_numpy(float)
+    h_code, a_code = _history_codes(batch, "diaObjectId")
+    det = _of_kind(batch, ("detection",))
+    t_d = _history_column(batch, "midpointMjdTai").to_numpy(float)[det]
+    t_a = s["midpointMjdTai"].to_numpy(float)
     t0, big = _time_key_scale(t_a, t_d)
-    dkey = d_code * big + (t_d - t0)
-    order = np.argsort(dkey, kind="stable")
-    dkey = dkey[order]
+    dkey, order = _sorted_keys(h_code[det], t_d, t0, big)
+    if order is not None:
+        t_d = t_d[order]
     akey = a_code * big + (t_a - t0)
     start = np.searchsorted(dkey, a_code * big)
     upto = np.searchsorted(dkey, akey + 1e-7, side="right")  # the alert's own detection included
-    return dkey, start, upto, akey, a_code, big
+    return start, np.maximum(upto, start), t_d
 
 
 @dask_aware
@@ -135,11 +205,11 @@ def has_history(batch, min_detections=2, min_baseline_days=0.0):
     >>> int(m.sum()) < len(batch)
     True
     """
-    dkey, start, upto, akey, a_code, big = _detections_before(batch)
-    count = np.maximum(upto - start, 0)
-    first = np.where(count > 0, dkey[np.minimum(start, len(dkey) - 1)] - a_code * big, np.nan) if len(dkey) \
-        else np.full(len(akey), np.nan)
-    baseline = (akey - a_code * big) - first
+    start, upto, t_d = _detections_before(batch)
+    count = upto - start
+    t_a = batch.sources["midpointMjdTai"].to_numpy(float)
+    first = t_d[np.minimum(start, len(t_d) - 1)] if len(t_d) else np.full(len(t_a), np.nan)
+    baseline = np.where(count > 0, t_a - first, 0.0)
     ok = (count >= min_detections) & (np.nan_to_num(baseline, nan=0.0) >= min_baseline_days)
     return _series(batch, ok, "has_history")
 
@@ -159,12 +229,12 @@ def recurring(batch, days=100.0):
     >>> bool((F.recurring(batch, 30) | F.new(batch, 30)).all())
     True
     """
-    dkey, start, upto, akey, a_code, big = _detections_before(batch)
-    if len(dkey) == 0:
-        return _series(batch, np.zeros(len(akey), bool), "recurring")
-    first = dkey[np.minimum(start, len(dkey) - 1)]
-    has = start < upto
-    ok = has & (first < akey - days)
+    start, upto, t_d = _detections_before(batch)
+    t_a = batch.sources["midpointMjdTai"].to_numpy(float)
+    if len(t_d) == 0:
+        return _series(batch, np.zeros(len(t_a), bool), "recurring")
+    first = t_d[np.minimum(start, len(t_d) - 1)]
+    ok = (start < upto) & (first < t_a - days)
     return _series(batch, ok, "recurring")
 
 
@@ -243,29 +313,29 @@ def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
 
 def _rates(batch, same_band, include_forced):
     s = batch.sources
-    h = batch.history
-    kinds = ["detection", "forced"] if include_forced else ["detection"]
-    det = h[h["kind"].isin(kinds) & h["psfFlux"].notna()]
-    codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
-    if same_band:  # one integer per (object, band)
-        bands, _ = pd.factorize(pd.concat([s["band"], det["band"]], ignore_index=True))
-        n_bands = int(bands.max()) + 2 if len(bands) else 2
-        codes, _ = pd.factorize(codes.astype(np.int64) * n_bands + (bands + 1))  # dense again
-    a_code, d_code = codes[: len(s)], codes[len(s):]
+    kinds = ("detection", "forced") if include_forced else ("detection",)
+    det = _of_kind(batch, kinds) & _history_column(batch, "psfFlux").notna().to_numpy()
+    h_code, a_code = _history_codes(batch, "diaObjectId")
+    d_code = h_code[det]
+    if same_band:  # one integer per (object, band); -1 (a value no detection has) stays unmatched
+        h_band, a_band = _history_codes(batch, "band")
+        n_bands = int(max(h_band.max(initial=0), a_band.max(initial=0))) + 2
+        d_code = d_code * n_bands + (h_band[det] + 1)
+        a_code = np.where((a_code < 0) | (a_band < 0), -1, a_code * n_bands + (a_band + 1))
     t_a = s["midpointMjdTai"].to_numpy(float)
-    t_d = det["midpointMjdTai"].to_numpy(float)
+    t_d = _history_column(batch, "midpointMjdTai").to_numpy(float)[det]
+    mag_d = _history_column(batch, "mag").to_numpy(float)[det]
     t0, big = _time_key_scale(t_a, t_d)
-    dkey = d_code * big + (t_d - t0)
-    order = np.argsort(dkey, kind="stable")
-    dkey = dkey[order]
-    mag_d = det["mag"].to_numpy(float)[order]
+    dkey, order = _sorted_keys(d_code, t_d, t0, big)
+    if order is not None:
+        d_code, t_d, mag_d = d_code[order], t_d[order], mag_d[order]
     akey = a_code * big + (t_a - t0)
     prev = np.searchsorted(dkey, akey - 1e-6, side="left") - 1  # strictly earlier
-    valid = prev >= 0
-    same = np.zeros(len(s), bool)
-    same[valid] = np.floor(dkey[prev[valid]] / big) == a_code[valid]
-    dt = np.where(same, (akey - dkey[np.maximum(prev, 0)]), np.nan)
-    dmag = np.where(same, s["mag"].to_numpy(float) - mag_d[np.maximum(prev, 0)], np.nan)
+    prev_ok = np.maximum(prev, 0)
+    same = (prev >= 0) & (a_code >= 0)
+    same[same] = d_code[prev_ok[same]] == a_code[same]
+    dt = np.where(same, t_a - t_d[prev_ok] if len(t_d) else np.nan, np.nan)
+    dmag = np.where(same, s["mag"].to_numpy(float) - mag_d[prev_ok] if len(t_d) else np.nan, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = dmag / dt
     return pd.DataFrame({"rate": rate, "dt": dt, "dmag": dmag}, index=s.index)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lsstuk_kit as lk
@@ -107,3 +108,101 @@ def test_summary_and_repr(batch):
     s = batch.summary()
     assert s["alerts"] == N_SAMPLE and s["schema_versions"] == {"lsst.v11_1": N_SAMPLE}
     assert f"{N_SAMPLE} alerts" in repr(batch)
+
+
+# ---------------------------------------------------------------- the history builder against pandas itself
+def reference_history(batch):
+    """``batch.history`` spelled out with pandas: drop_duplicates over the key, then a stable sort."""
+    from lsstuk_kit.batch import _HISTORY_KEY, _drop_idless_repeats
+
+    st, pos = batch._store, batch._pos
+    h = st.history
+    keep = np.zeros(len(st.sources), bool)
+    keep[pos] = True
+    h = h[keep[h["_alert"].to_numpy()]]
+    if pd.Series(st.sources["diaObjectId"].to_numpy()[pos]).duplicated().any():
+        key = [c for c in _HISTORY_KEY if c in h]
+        ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
+        no_id = h[ids].isna().all(axis=1).to_numpy()
+        if no_id.any():
+            h = h.assign(_flux_key=np.where(no_id, h["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
+            key = key + ["_flux_key"]
+        h = h.sort_values("_alert", kind="stable").drop_duplicates(key, keep="last")
+        h = _drop_idless_repeats(h.drop(columns=["_flux_key"], errors="ignore"), ids)
+    h = h.sort_values(["diaObjectId", "midpointMjdTai", "kind"], kind="stable")
+    return h.drop(columns="_alert").reset_index(drop=True)
+
+
+def no_reference_path(monkeypatch):
+    """Make the pandas fallback of the history builder fail, so a test proves the fast path ran."""
+    import lsstuk_kit.batch as mod
+
+    def fail(*args):
+        raise AssertionError("the history builder fell back to the pandas path")
+
+    monkeypatch.setattr(mod, "_history_rows_reference", fail)
+
+
+def fresh(batch):
+    """The same alerts with nothing cached (history, codes)."""
+    batch._store.keys.clear()
+    return lk.AlertBatch(batch._store, batch._pos)
+
+
+def test_history_equals_pandas_reference_on_the_sample(batch, monkeypatch):
+    no_reference_path(monkeypatch)
+    assert batch.sources["diaObjectId"].duplicated().any()  # objects with several alerts: rows repeat
+    raw = batch._store.history
+    shuffled = batch.sources.index[np.random.default_rng(3).permutation(len(batch))]
+    subsets = {
+        "all": batch, "reversed": batch[::-1], "band r": batch.query("band == 'r'"), "one": batch[:1],
+        "none": batch[:0], "shuffled": batch[list(shuffled)],
+    }
+    for name, sub in subsets.items():
+        got = fresh(sub).history
+        pd.testing.assert_frame_equal(got, reference_history(sub), obj=name)  # rows, order, dtypes
+        assert "_alert" not in got
+    assert len(batch.history) < len(raw)  # repeats were dropped
+    # the filters' own view of a column equals the table's column without building the table
+    b = fresh(batch)
+    t = b._history_column("midpointMjdTai")
+    assert "history" not in b._cache
+    pd.testing.assert_series_equal(t, batch.history["midpointMjdTai"])
+
+
+def test_history_keeps_the_latest_alerts_copy_of_a_repeated_row(batch, monkeypatch):
+    no_reference_path(monkeypatch)
+    # alerts 0-99 and 50-149 of the sample: the second copies of 50-99 repeat every one of their rows
+    both = lk.AlertBatch.concat([batch[:100], batch[50:150]])
+    st = both._store
+    assert len(both) == 150 + 50
+    # the later alerts' copies carry a changed (e.g. reprocessed) flux: those must be the ones kept
+    later = st.history["_alert"].to_numpy() >= 100
+    st.history.loc[later, "psfFlux"] = st.history.loc[later, "psfFlux"] + 1.0
+    got = fresh(both).history
+    pd.testing.assert_frame_equal(got, reference_history(both))
+    again = batch[:150].history  # the same measurements, each once, with the fluxes as read
+    key = ["diaObjectId", "kind", "midpointMjdTai", "diaSourceId", "diaForcedSourceId"]
+    pd.testing.assert_frame_equal(got[key], again[key])
+
+    def keys(frame):
+        return pd.MultiIndex.from_frame(frame[["kind", "diaSourceId", "diaForcedSourceId"]].astype({"kind": str}))
+
+    from_later = keys(got).isin(keys(st.history[later]))
+    assert from_later.any() and not from_later.all()
+    assert np.allclose(got["psfFlux"], again["psfFlux"] + from_later, rtol=1e-6, equal_nan=True)
+
+
+def test_history_odd_rows_take_the_pandas_path_and_agree(batch):
+    # rows with no id (told apart by flux), and two different rows at one object, time and kind
+    both = lk.AlertBatch.concat([batch[:120], batch[60:180]])
+    h = both._store.history
+    rng = np.random.default_rng(8)
+    no_id = rng.random(len(h)) < 0.2
+    h.loc[no_id, ["diaSourceId", "diaForcedSourceId"]] = pd.NA
+    pd.testing.assert_frame_equal(fresh(both).history, reference_history(both))
+    both = lk.AlertBatch.concat([batch[:120], batch[60:180]])
+    h = both._store.history
+    h.loc[h.index[::7], "band"] = "u"  # same object, time and kind, another band
+    h.loc[h.index[::11], "midpointMjdTai"] = np.nan
+    pd.testing.assert_frame_equal(fresh(both).history, reference_history(both))

@@ -146,3 +146,89 @@ def test_every_rule_and_match_takes_an_empty_batch(batch):
     assert len(match_watchlist(empty, targets)) == len(match_catalog(empty, targets)) == 0
     assert len(bright_star_veto(empty)) == len(classify_context(empty)) == 0
     assert len(empty.filter(F.quality(empty))) == 0
+
+
+# ---------------------------------------------------------------- the rules as they were computed before issue 14
+def old_rules(sources, history):
+    """has_history, recurring and rates as computed before (keys factorized from the whole history table)."""
+    s, h = sources, history
+
+    def keys(det, by_band):
+        codes, _ = pd.factorize(pd.concat([s["diaObjectId"], det["diaObjectId"]], ignore_index=True))
+        if by_band:
+            bands, _ = pd.factorize(pd.concat([s["band"], det["band"]], ignore_index=True))
+            n_bands = int(bands.max()) + 2 if len(bands) else 2
+            codes, _ = pd.factorize(codes.astype(np.int64) * n_bands + (bands + 1))
+        a_code, d_code = codes[: len(s)], codes[len(s):]
+        t_a, t_d = s["midpointMjdTai"].to_numpy(float), det["midpointMjdTai"].to_numpy(float)
+        t0, big = F._time_key_scale(t_a, t_d)
+        dkey = d_code * big + (t_d - t0)
+        order = np.argsort(dkey, kind="stable")
+        return dkey[order], order, a_code * big + (t_a - t0), a_code, big
+
+    out = {}
+    dkey, _, akey, a_code, big = keys(h[h["kind"] == "detection"], False)
+    start = np.searchsorted(dkey, a_code * big)
+    upto = np.searchsorted(dkey, akey + 1e-7, side="right")
+    count = np.maximum(upto - start, 0)
+    first = dkey[np.minimum(start, len(dkey) - 1)] if len(dkey) else np.full(len(s), np.nan)
+    baseline = np.nan_to_num(np.where(count > 0, (akey - a_code * big) - (first - a_code * big), np.nan), nan=0.0)
+    out["has_history(2)"] = count >= 2
+    out["has_history(3, 5)"] = (count >= 3) & (baseline >= 5)
+    out["recurring(20)"] = (start < upto) & (first < akey - 20) if len(dkey) else np.zeros(len(s), bool)
+    for band, forced in ((True, False), (False, True)):
+        det = h[h["kind"].isin(["detection", "forced"] if forced else ["detection"]) & h["psfFlux"].notna()]
+        dkey, order, akey, a_code, big = keys(det, band)
+        mag_d = det["mag"].to_numpy(float)[order]
+        prev = np.searchsorted(dkey, akey - 1e-6, side="left") - 1
+        same = np.zeros(len(s), bool)
+        same[prev >= 0] = np.floor(dkey[prev[prev >= 0]] / big) == a_code[prev >= 0]
+        p = np.maximum(prev, 0)
+        dt = np.where(same, akey - dkey[p], np.nan) if len(dkey) else np.full(len(s), np.nan)
+        dmag = np.where(same, s["mag"].to_numpy(float) - mag_d[p], np.nan) if len(dkey) else dt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"rates({band}, {forced})"] = pd.DataFrame({"rate": dmag / dt, "dt": dt, "dmag": dmag}, index=s.index)
+    return out
+
+
+def new_rules(batch):
+    return {
+        "has_history(2)": F.has_history(batch, 2).to_numpy(),
+        "has_history(3, 5)": F.has_history(batch, 3, 5).to_numpy(),
+        "recurring(20)": F.recurring(batch, 20).to_numpy(),
+        "rates(True, False)": F.rates(batch),
+        "rates(False, True)": F.rates(batch, same_band=False, include_forced=True),
+    }
+
+
+def assert_same_rules(old, new, label):
+    for name, want in old.items():
+        got = new[name]
+        if isinstance(want, pd.DataFrame):  # the same previous detection, so the same values (up to rounding)
+            pd.testing.assert_frame_equal(got, want, rtol=1e-6, atol=1e-9, obj=f"{label}: {name}")
+            assert (got["rate"].isna() == want["rate"].isna()).all()
+            for up in (0.02, 0.1):  # rising / fading masks
+                assert ((got["rate"] <= -up) == (want["rate"] <= -up)).all(), (label, name)
+                assert ((got["rate"] >= up) == (want["rate"] >= up)).all(), (label, name)
+        else:
+            assert np.array_equal(got, want), f"{label}: {name}"
+
+
+def test_history_rules_unchanged(batch):
+    from lsstuk_kit import AlertBatch
+
+    class Plain:  # an object with only .sources and .history (the path for anything but an AlertBatch)
+        def __init__(self, b):
+            self.sources, self.history = b.sources, b.history
+
+    repeated = AlertBatch.concat([batch[:200], batch[100:300]])  # every row of alerts 100-199 twice
+    shuffled = batch.sources.index[np.random.default_rng(4).permutation(len(batch))]
+    cases = {"sample": batch, "repeated": repeated, "band z": batch.query("band == 'z'"),
+             "shuffled": batch[list(shuffled)], "empty": batch[:0]}
+    for label, b in cases.items():
+        fresh = AlertBatch(b._store, b._pos)  # nothing cached
+        old = old_rules(b.sources, b.history)
+        assert_same_rules(old, new_rules(fresh), label)
+        assert "history" not in fresh._cache  # the rules did not build the wide table
+        assert_same_rules(old, new_rules(Plain(b)), label + " (plain)")
+    assert new_rules(batch)["has_history(2)"].sum() > 0
