@@ -25,7 +25,7 @@ the columns they use, and share one sort) and as it did before issue 14 (``batch
 with pandas ``drop_duplicates``/``sort_values`` over every column, each rule sorting again), the
 reference kept below. Both give the same masks; each run checks it on its first chunk.
 
-A loader thread decodes the next chunk (``read_alerts``, one DuckDB thread)
+A loader thread decodes the next chunk (``read_alerts``, the compiled decoder)
 while the main thread filters, cross-matches and scores the current one: two
 threads for two cores. Sustained rate = alerts / wall time over the whole
 replay, every stage included. Targets (issue 14): >= 3,000 alerts/s for real-shaped alerts (10x

@@ -33,6 +33,8 @@ from .errors import AlertFormatError, SkippedRecord
 from .schema import load_rubin_schema, unpack_wire, version_from_schema_id
 
 _PART_BYTES = 16 * 2**20
+#: units smaller than this on average are decoded together (their bytes copied into one buffer)
+_MERGE_BYTES_PER_UNIT = 8 * 2**20
 
 
 def _frames_result(k, fr, spec):
@@ -437,13 +439,21 @@ class _Reader:
                 self.fail_records(f"the reader cannot decode this schema: {exc}", self.refs[u.ref].label,
                                   self._unit_records(u, blocks))
             return []
-        tables, refs, recs = [], [], []
-        for u, blocks in part.units:
-            got = self._decode_unit(u, blocks, dec)
-            if got is not None:
-                tables.append(got[0])
-                refs.append(np.full(len(got[1]), u.ref, np.int64))
-                recs.append(got[1])
+        prepared = [(u, self._block_bytes(u, blocks)) for u, blocks in part.units]
+        sizes = [int((e - st).sum()) for _, (_, st, e, _, _) in prepared]
+        # small files (visit files of light alerts) in one call; big ones are worth a call each
+        small = len(prepared) > 1 and sum(sizes) <= _MERGE_BYTES_PER_UNIT * len(prepared)
+        merged = self._decode_merged(prepared, dec) if small else None
+        if merged is not None:
+            tables, refs, recs = merged
+        else:
+            tables, refs, recs = [], [], []
+            for u, ready in prepared:
+                got = self._decode_unit(u, ready, dec)
+                if got is not None:
+                    tables.append(got[0])
+                    refs.append(np.full(len(got[1]), u.ref, np.int64))
+                    recs.append(got[1])
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return []
@@ -499,9 +509,45 @@ class _Reader:
         return (np.frombuffer(b"".join(datas), np.uint8) if datas else np.zeros(0, np.uint8), ends - lengths, ends,
                 idx.block_count[ok], ok)
 
-    def _decode_unit(self, u, blocks, dec):
+    def _decode_merged(self, prepared, dec):
+        """Small units of one schema in one decoder call, their blocks' bytes copied into one buffer.
+
+        A night is hundreds of small visit files: one call and one table for all of them costs
+        far less than one each. Returns ``None`` (decode them one by one) if any block or text
+        fails, so that bad records are named exactly as for a single file.
+        """
+        pieces, starts, ends, counts, owners = [], [], [], [], []
+        offset = 0
+        for u, (buf, s, e, c, blk) in prepared:
+            if not len(blk):
+                continue
+            lo, hi = int(s.min()), int(e.max())
+            pieces.append(buf[lo:hi])
+            starts.append(s - lo + offset)
+            ends.append(e - lo + offset)
+            counts.append(c)
+            owners.append((u, blk))
+            offset += hi - lo
+        if not pieces:
+            return [], [], []
+        table, status = dec.decode(np.concatenate(pieces), np.concatenate(starts), np.concatenate(ends),
+                                   np.concatenate(counts))
+        if any(st[1] for st in status):
+            return None
+        refs = [np.full(int(u.index.block_count[blk].sum()), u.ref, np.int64) for u, blk in owners]
+        recs = [self._unit_records(u, blk) for u, blk in owners]
+        rec = np.concatenate(recs)
+        checked, _ = self._check_text(dec, table, rec, None, dry=True)
+        if checked is None:
+            return None
+        for u, blk in owners:
+            if u.index.codec == "null":
+                _release_pages(u.buf, int(u.index.block_start[blk[0]]), int(u.index.block_end[blk[-1]]))
+        return [table], [np.concatenate(refs)], [rec]
+
+    def _decode_unit(self, u, ready, dec):
         """``(table, record numbers)`` of one unit's blocks; bad records are reported, good ones kept."""
-        buf, starts, ends, counts, blocks = self._block_bytes(u, blocks)
+        buf, starts, ends, counts, blocks = ready
         if not len(blocks):
             return None
         table, status = dec.decode(buf, starts, ends, counts)
@@ -538,8 +584,8 @@ class _Reader:
             _release_pages(u.buf, int(u.index.block_start[blocks[0]]), int(u.index.block_end[blocks[-1]]))
         return table, rec
 
-    def _check_text(self, dec, table, rec, label):
-        """Drop (and report) the records whose strings are not UTF-8."""
+    def _check_text(self, dec, table, rec, label, dry=False):
+        """Drop (and report) the records whose strings are not UTF-8 (``dry``: ``(None, None)`` if any)."""
         bad = np.zeros(table.num_rows, bool)
         fields = {}
         for name in table.column_names:
@@ -548,6 +594,8 @@ class _Reader:
                 try:
                     arr.validate(full=True)
                 except pa.ArrowInvalid:
+                    if dry:
+                        return None, None
                     rows = _bad_utf8_rows(arr)
                     rows = owner(rows)
                     for r in rows:
