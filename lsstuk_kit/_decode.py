@@ -357,8 +357,9 @@ class Decoder:
         err_op = np.zeros(nb, np.int64)
         b = 0
         while b < nb:
-            b = _run_blocks(buf, starts, ends, counts, b, self.ops, self.op_code, self.op_dest, self.op_a, self.branches, self.c_level, c_off, c_off2,
-                            c_voff, flats[0], flats[1], flats[2], flats[3], np.asarray(caps, np.int64), counters,
+            b = _run_blocks(buf, starts, ends, counts, b, self.ops, self.op_code, self.op_dest, self.op_a,
+                            self.branches, self.c_level, c_off, c_off2, c_voff, flats[0], flats[1], flats[2],
+                            flats[3], np.asarray(caps, np.int64), counters,
                             list_start, list_len, list_valid, stack, kept, err, err_rec, err_op)
             if b < nb and err[b] == _FULL:
                 # a history level ran out of room: grow it (by what the bytes so far predict) and go on
@@ -515,6 +516,16 @@ def _varint(buf, pos, end):
     return ((result >> 1) & 0x7FFFFFFFFFFFFFFF) ^ -(result & 1), pos
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _next_row(counters, caps, cur, lv):
+    """Start a new row of level ``lv``; False when its buffers are full."""
+    if counters[lv] >= caps[lv]:
+        return False
+    cur[lv] = counters[lv]
+    counters[lv] += 1
+    return True
+
+
 @njit(cache=True, nogil=True)
 def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, branches, c_level, c_off, c_off2, c_voff,
                 bools, w4, w8, valid, caps, counters, list_start, list_len, list_valid, stack,
@@ -540,11 +551,9 @@ def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, b
             if pos >= end:
                 code = 7
                 break
-            if counters[0] >= caps[0]:
+            if not _next_row(counters, caps, cur, 0):
                 code = _FULL
                 break
-            cur[0] = counters[0]
-            counters[0] += 1
             for lid in range(list_valid.shape[0]):
                 list_valid[lid, cur[0]] = 0
                 list_len[lid, cur[0]] = 0
@@ -675,13 +684,9 @@ def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, b
                         stack[sp - 1, 1] = left
                         if left > 0:
                             lid = ops[at, 2]
-                            if lid >= 0:
-                                lv = lid + 1
-                                if counters[lv] >= caps[lv]:
-                                    code = _FULL
-                                    break
-                                cur[lv] = counters[lv]
-                                counters[lv] += 1
+                            if lid >= 0 and not _next_row(counters, caps, cur, lid + 1):
+                                code = _FULL
+                                break
                             pc = at + 1
                             continue
                     else:
@@ -726,13 +731,9 @@ def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, b
                             list_len[lid, cur[0]] = counters[lid + 1] - list_start[lid, cur[0]]
                         pc = ops[at, 3]
                         continue
-                    if lid >= 0:
-                        lv = lid + 1
-                        if counters[lv] >= caps[lv]:
-                            code = _FULL
-                            break
-                        cur[lv] = counters[lv]
-                        counters[lv] += 1
+                    if lid >= 0 and not _next_row(counters, caps, cur, lid + 1):
+                        code = _FULL
+                        break
                     pc = at + 1
                     continue
                 pc += 1  # NULL

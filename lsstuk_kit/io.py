@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 
 import fastavro
 
@@ -193,6 +194,8 @@ def read_alerts(source, *, format=None, columns=None, errors="raise", cutouts=Tr
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
 
     refs, problems = _expand(source, max_uncompressed_bytes)
+    if not refs and not problems and isinstance(source, (str, os.PathLike)):  # a folder or glob of nothing
+        warnings.warn(f"no alerts found in {source}: no alert files there", UserWarning, stacklevel=2)
     reader = _Reader(columns, cutouts, errors, progress, workers, max_uncompressed_bytes, verify)
     reader.format = format
     reader.options = format_options

@@ -41,7 +41,7 @@ def test_console_script_runs():
 
 
 @pytest.mark.parametrize("argv,expect", [
-    (["replay", "/no/such/folder"], "no per-visit .avro files"),
+    (["replay", "/no/such/folder"], "no such folder: /no/such/folder"),
     (["digest", "/no/such/folder", "--out", "/tmp/lsstuk-never"], "no such file"),
     (["summary", "/no/such/folder"], "no such file"),
 ])
@@ -186,3 +186,116 @@ def test_long_time_span_in_days_with_utc_dates(tmp_path, capsys):
     assert f"({days:.2f} d, {start[:19]} to {end[:19]} UTC)" in out  # calendar dates in UTC (MJDs are TAI)
     assert start.startswith("2023-02-25") and end.startswith("2024-03-31")
     assert " h)" not in out
+
+
+# --- a user's natural mistakes (issue 15)
+
+def test_summary_and_digest_take_several_paths(tmp_path, capsys):
+    files = sorted(str(f) for f in (lk.sample_path() / "alerts").glob("*.avro"))
+    assert len(files) > 1  # as the shell expands `alerts/*.avro`
+    assert main(["summary", *files]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"alerts         {len(lk.load_sample())}" in out and f"files          {len(files)}" in out
+    assert f"({len(files)} paths)" in out.splitlines()[0]
+    assert main(["digest", *files[:2], "--out", str(tmp_path), "--max", "2"]) == EXIT_OK
+    n = len(lk.read_alerts(files[:2], cutouts=False))
+    assert f"of {n} alerts" in capsys.readouterr().out and (tmp_path / "index.html").is_file()
+
+
+@pytest.mark.parametrize("command", [["summary"], ["digest", "--out", "OUT"]])
+@pytest.mark.parametrize("content", ["empty", "other files"])
+def test_alertless_input_is_refused(command, content, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if content == "other files":
+        (folder / "notes.txt").write_text("no alerts here")
+    argv = [command[0], str(folder), *(str(tmp_path / "out") if a == "OUT" else a for a in command[1:])]
+    assert main(argv) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and "files          0" not in captured.out
+    assert captured.err.startswith(f"lsstuk-kit {command[0]}: no alerts found in {folder}")
+    assert captured.err.count("\n") == 1
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_replay_names_what_is_wrong_with_the_path(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nonexistent")]) == EXIT_USAGE
+    assert f"no such folder: {tmp_path / 'nonexistent'}" in capsys.readouterr().err
+    (tmp_path / "one.avro").write_bytes(b"")
+    assert main(["replay", str(tmp_path / "one.avro")]) == EXIT_USAGE
+    assert "needs a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("speed", ["-1", "0", "nan", "fast"])
+def test_replay_speed_must_be_positive(speed, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", str(lk.sample_path()), "--speed", speed])
+    assert exc.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--speed" in err and "must be a positive number" in err and "faster than real time" in err
+    assert "None" not in err and "omit it" in err
+
+
+def test_simulate_names_the_option_not_the_api_argument(tmp_path, capsys, monkeypatch):
+    assert main(["simulate", "--fields", "99999", "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--fields" in err and "99999" in err and "`fields`" not in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+    import lsstuk_kit.simulate.night
+
+    def refuse(*args, **kwargs):
+        raise ValueError("no field was observable: widen `fields` or add nights")
+
+    monkeypatch.setattr(lsstuk_kit.simulate.night, "simulate_to_folder", refuse)
+    assert main(["simulate", "--fields", "3", "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "widen --fields or add nights" in err and "`" not in err
+    with pytest.raises(SystemExit):  # --fields with no id is a usage error, not "observe nothing"
+        main(["simulate", "--fields", "--out", str(tmp_path)])
+
+
+def test_every_option_has_help_and_its_default_shown(capsys):
+    import argparse
+
+    from lsstuk_kit.cli import _parser
+
+    parser = _parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in [("", parser), *subs.items()]:
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+        with pytest.raises(SystemExit):
+            main([name, "--help"] if name else ["--help"])
+        out = capsys.readouterr().out
+        assert "(default: None)" not in out and "(default: False)" not in out
+        for action in sub._actions:  # an option left at None says what leaving it out does
+            if action.option_strings and action.default is None and not action.required:
+                assert "default:" in action.help, (name, action.dest)
+        for action in sub._actions:
+            unset = any(action.default is v for v in (None, False, argparse.SUPPRESS))  # `is`: 0 is a default
+            if action.option_strings and not unset and not action.required:
+                options = out[out.index("options:"):]
+                shown = options[options.index(action.option_strings[-1]):]
+                assert f"default: {action.default}" in " ".join(shown[:300].split()), (name, action.dest)
+    assert "--seed SEED" in subs["simulate"].format_help() and "(default: 0)" in subs["simulate"].format_help()
+
+
+def test_counts_of_one_are_singular(tmp_path, capsys):
+    from lsstuk_kit.simulate import simulate_packets
+
+    schema, alerts = simulate_packets(3, n_history=1, seed=2, cutouts=False)
+    alerts[1]["diaSource"]["ra"] = 400.0  # one record refused
+    write(tmp_path / "night.avro", schema, alerts)
+    assert main(["summary", str(tmp_path)]) == EXIT_SKIPPED
+    out = capsys.readouterr().out
+    assert "skipped        1 record\n" in out and "1 records" not in out
+    # replay: one alert per visit file
+    visits = tmp_path / "visits"
+    visits.mkdir()
+    for k in range(2):
+        schema, alerts = simulate_packets(1, n_history=1, seed=10 + k, mjd=60000.0 + k, cutouts=False)
+        write(visits / f"visit{k}.avro", schema, alerts)
+    assert main(["replay", str(visits)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert ": 1 alert (1 file)" in out and "replayed 2 alerts" in out
+    assert "1 alerts" not in out and "1 files" not in out

@@ -25,7 +25,6 @@ from lsstuk_kit._projection import Output, Projection
 from lsstuk_kit.schema import available_schema_versions
 from lsstuk_kit.surveys import atlas, lsst, ztf
 
-
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 

@@ -114,3 +114,12 @@ def test_missing_path():
 def test_load_rubin_schema_unknown():
     with pytest.raises(KeyError, match="not shipped"):
         load_rubin_schema(99, 0)
+
+
+def test_an_empty_folder_warns_that_no_alerts_were_found(tmp_path):
+    (tmp_path / "notes.txt").write_text("not alerts")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.warns(UserWarning, match="no alerts found"):
+        batch = lk.read_alerts(empty)
+    assert len(batch) == 0

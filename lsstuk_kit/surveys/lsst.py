@@ -131,7 +131,7 @@ def projection(schema: dict, columns=None, cutouts=True) -> Projection:
                     continue
             out.append(Output("h:" + name, (name,), items=tuple(subs), list=True))
         elif name in CUTOUTS.values():
-            if cutouts:
+            if cutouts and kind == "bytes":  # (a schema giving a cutout another type has no cutout)
                 out.append(Output("c:" + name, (name,)))
         elif name in _STRUCTURAL:
             continue

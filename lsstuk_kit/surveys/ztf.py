@@ -143,7 +143,8 @@ def candidate_projection(schema: dict, history, cutout_fields, cutouts=True) -> 
         elif name in history:
             out.append(Output("h:" + name, (name,), items=None, list=True))
         elif name in cutout_fields:
-            if cutouts:
+            stamp = [sub for sub in record_fields(f["type"], names) if sub["name"] == "stampData"]
+            if cutouts and stamp and resolve(stamp[0]["type"], names)[0] == "bytes":
                 out.append(Output("c:" + name, (name, "stampData")))
         elif kind == "scalar":
             out.append(Output("a:" + name, (name,)))
