@@ -19,8 +19,15 @@ from .cutouts import Cutouts
 from .errors import AlertFormatError, ModelFileError, SkippedRecord, UntrustedModelError
 from .formats import list_formats
 from .io import DEFAULT_COLUMNS, read_alerts, write_alerts
+from .views import colour_pairs, plot_colour_curve, plot_cutout_gallery, plot_night, plot_object_cutouts, plot_sky
 
 __all__ = [
+    "colour_pairs",
+    "plot_colour_curve",
+    "plot_cutout_gallery",
+    "plot_night",
+    "plot_object_cutouts",
+    "plot_sky",
     "AlertBatch",
     "AlertFormatError",
     "Cutouts",

@@ -232,7 +232,8 @@ def to_frames(table: pa.Table, version: str | None):
         col = "h:" + lst
         if col not in table.column_names:
             continue
-        arr = table.column(col).combine_chunks()
+        arr = table.column(col)
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()  # (one chunk: no copy)
         if len(arr) == 0 or arr.null_count == len(arr):
             continue
         flat = pc.list_flatten(arr)
@@ -255,7 +256,9 @@ def to_frames(table: pa.Table, version: str | None):
         history = _set(history, "band", pc.utf8_lower(history.column("band")))
     rel = (history.column("reliability").to_numpy() if "reliability" in history.column_names
            else np.full(history.num_rows, np.nan))
-    history = _set(history, "reliabilitySource", pa.array(pick_score(("reliability", rel))[1], pa.string()))
+    scored = np.isfinite(np.asarray(rel, dtype=float))  # as pick_score: a finite score is a score
+    history = _set(history, "reliabilitySource",
+                   pc.if_else(pa.array(scored), pa.scalar("reliability"), pa.scalar(None, pa.string())))
     if "psfFlux" in history.column_names:
         flux = history.column("psfFlux").to_numpy().astype(float)
         if "psfFluxErr" in history.column_names:
