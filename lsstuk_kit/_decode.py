@@ -517,6 +517,17 @@ def _varint(buf, pos, end):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _branch(buf, pos, end):
+    """The branch byte of a two-branch union: ``(byte, new_pos, error code)`` (0 or 2: branch 0 or 1)."""
+    if pos >= end:
+        return 0, pos, 1
+    br = buf[pos]
+    if br != 0 and br != 2:  # the zig-zag varints of branches 0 and 1
+        return br, pos + 1, 4
+    return br, pos + 1, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _next_row(counters, caps, cur, lv):
     """Start a new row of level ``lv``; False when its buffers are full."""
     if counters[lv] >= caps[lv]:
@@ -564,13 +575,8 @@ def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, b
                 op = op_code[pc]
                 d = op_dest[pc]
                 if op >= FUSED:
-                    if pos >= end:
-                        code = 1
-                        break
-                    br = buf[pos]
-                    pos += 1
-                    if br != 0 and br != 2:  # the zig-zag varints of branches 0 and 1
-                        code = 4
+                    br, pos, code = _branch(buf, pos, end)
+                    if code:
                         break
                     if br == op_a[pc]:
                         pc += 1
@@ -654,13 +660,8 @@ def _run_blocks(buf, starts, ends, counts, first, ops, op_code, op_dest, op_a, b
                     pc += 1
                     continue
                 if op == OPT:
-                    if pos >= end:
-                        code = 1
-                        break
-                    br = buf[pos]
-                    pos += 1
-                    if br != 0 and br != 2:  # the zig-zag varints of branches 0 and 1
-                        code = 4
+                    br, pos, code = _branch(buf, pos, end)
+                    if code:
                         break
                     pc = ops[pc, 3] if br == op_a[pc] else pc + 1
                     continue
