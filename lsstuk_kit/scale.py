@@ -20,9 +20,12 @@ Series or DataFrame, computed partition by partition::
 
 Rubin alerts carry their own year of history, so every per-alert rule gives
 the same answer on a partition as on the whole night (tests check it against
-the in-memory engine). ``history`` is deduplicated within each partition; an
-object seen in two partitions has its rows in both (drop duplicates on
-``diaSourceId``/``diaForcedSourceId`` if you need one copy).
+the in-memory engine). ``history`` and ``objects`` are the whole night's: an
+object whose alerts fall in several partitions has its light-curve rows once
+and its latest summary once, as in memory. They are shuffled by ``diaObjectId``
+(each worker sends each object's rows to one partition, nothing is gathered on
+one worker), so their partitions hold whole objects rather than the files'
+alerts.
 
 Dask is optional: ``pip install "lsstuk_kit[dask]"`` (or ``pip install "dask[dataframe]"``).
 """
@@ -138,6 +141,55 @@ def _table(batch, name, meta):
     return _conform(getattr(batch, name), meta)
 
 
+def _tagged(batch, name, meta, part):
+    """``history`` or ``objects`` of one partition, with what the night-wide repeat removal needs.
+
+    ``_part`` (the partition's number: its files come after those of lower numbers, so a
+    higher number holds the later alerts) and, for objects, ``_t`` (the time of the alert
+    the summary came from).
+    """
+    df = _conform(getattr(batch, name), meta)
+    if name == "objects":
+        t = batch.sources.groupby("diaObjectId")["midpointMjdTai"].max()  # the summary's alert is the latest
+        df = df.reset_index().assign(_t=t.reindex(df.index).to_numpy(float) if len(df) else np.zeros(0))
+    return df.assign(_part=np.int64(part))
+
+
+def _night_history(df, key, meta):
+    """One shuffled partition of ``history`` (every row of its objects): the in-memory rule.
+
+    A row repeated by several alerts of an object is kept once, the copy of the latest
+    alert (highest partition; within one partition ``AlertBatch.history`` already kept the
+    latest), then rows are sorted by object, time and kind.
+    """
+    from .batch import _drop_idless_repeats
+
+    if len(df):
+        df = df.sort_values("_part", kind="stable")
+        cols = [c for c in key if c in df]
+        ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in df]
+        if "psfFlux" in df and ids:
+            no_id = df[ids].isna().all(axis=1).to_numpy()
+            if no_id.any():
+                df = df.assign(_flux_key=np.where(no_id, df["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
+                cols = cols + ["_flux_key"]
+        df = df.drop_duplicates(cols, keep="last")
+        if "psfFlux" in df and ids:
+            df = _drop_idless_repeats(df, ids)
+        order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in df]
+        df = df.sort_values(order, kind="stable")
+    df = df.drop(columns=[c for c in ("_part", "_flux_key") if c in df]).reset_index(drop=True)
+    return _conform(df, meta)
+
+
+def _night_objects(df, meta):
+    """One shuffled partition of ``objects``: each object's summary from its latest alert, by index."""
+    if len(df):
+        df = df.sort_values(["_t", "_part"], kind="stable").drop_duplicates("diaObjectId", keep="last")
+    df = df.drop(columns=["_t", "_part"]).set_index("diaObjectId").sort_index()
+    return _conform(df, meta)
+
+
 def _errors(batch):
     return batch.errors
 
@@ -217,10 +269,28 @@ class DaskAlerts:
         if name not in self._frames:
             dask, dd = _dask()
             meta = getattr(self._meta_batch, name).iloc[:0]
-            table = dask.delayed(_table, pure=True)
-            pieces = [table(p, name, meta) for p in self._parts]
-            self._frames[name] = _from_delayed(pieces, meta)
+            if name in ("history", "objects") and self.npartitions > 1 and "diaObjectId" in (
+                    meta.reset_index().columns):
+                self._frames[name] = self._night_wide(name, meta)
+            else:
+                table = dask.delayed(_table, pure=True)
+                pieces = [table(p, name, meta) for p in self._parts]
+                self._frames[name] = _from_delayed(pieces, meta)
         return self._frames[name]
+
+    def _night_wide(self, name, meta):
+        """``history`` or ``objects`` with an object's repeats across partitions removed (see the module)."""
+        from .batch import _HISTORY_KEY
+
+        dask, dd = _dask()
+        tagged_meta = _tagged(self._meta_batch, name, meta, 0).iloc[:0]
+        tag = dask.delayed(_tagged, pure=True)
+        tagged = _from_delayed([tag(p, name, meta, i) for i, p in enumerate(self._parts)], tagged_meta)
+        with dask.config.set({"dataframe.convert-string": False}):
+            mixed = tagged.shuffle(on="diaObjectId", npartitions=self.npartitions)
+            if name == "history":
+                return mixed.map_partitions(_night_history, list(_HISTORY_KEY), meta, meta=meta)
+            return mixed.map_partitions(_night_objects, meta, meta=meta)
 
     @property
     def sources(self):
@@ -229,12 +299,12 @@ class DaskAlerts:
 
     @property
     def history(self):
-        """Light-curve rows, deduplicated within each partition (a Dask DataFrame)."""
+        """Light-curve rows of the night, each once (a Dask DataFrame, partitioned by object)."""
         return self._frame("history")
 
     @property
     def objects(self):
-        """Latest object summary per partition (a Dask DataFrame)."""
+        """Each object's latest summary, once (a Dask DataFrame indexed by ``diaObjectId``)."""
         return self._frame("objects")
 
     @property
