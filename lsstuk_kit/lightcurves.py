@@ -7,7 +7,7 @@ import pandas as pd
 
 from .surveys.common import AB_ZEROPOINT_NJY, BAND_COLORS, BANDS, flux_to_mag
 
-__all__ = ["plot_lightcurve", "lightcurve_features"]
+__all__ = ["plot_lightcurve", "time_reference", "lightcurve_features"]
 
 
 def _history(obj):
@@ -66,7 +66,8 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     dates : bool
         Add a calendar-date axis (UTC) on top.
 
-    The legend sits outside the axes, to the right of the data.
+    The legend sits outside the axes, to the right of the data. To draw over the light
+    curve (a fit, a marker), subtract the axis's reference MJD, :func:`time_reference`.
 
     Examples
     --------
@@ -95,13 +96,16 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     tcol = lc["midpointMjdTai"] - ref
     present = set(lc["band"].dropna().astype(str))
     order = list(BANDS) + [b for b in BAND_COLORS if b not in BANDS]  # Rubin's, then e.g. ATLAS c and o
+    drawn_bands, drawn_kinds = [], set()
     for band in [b for b in order if b in present] + sorted(present - set(order)):
         colour = BAND_COLORS.get(band, "k")
+        drawn_bands.append((band, colour))
         sel = lc["band"].astype(str) == band
         for kind in ("detection", "forced", "upper_limit"):
             part = lc[sel & (lc["kind"] == kind)]
             if part.empty or (kind == "forced" and not forced) or (kind == "upper_limit" and not limits):
                 continue
+            drawn_kinds.add(kind)
             t = tcol[part.index]
             flux = part["psfFlux"].to_numpy(float)
             err = part["psfFluxErr"].to_numpy(float)
@@ -111,8 +115,7 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
                 else:
                     ax.errorbar(t, flux, err, fmt="o" if kind == "detection" else ".", color=colour,
                                 mfc=colour if kind == "detection" else "none", ms=6 if kind == "detection" else 4,
-                                alpha=1.0 if kind == "detection" else 0.5, lw=0.8,
-                                label=f"{band} {kind}" if kind == "detection" else None)
+                                alpha=1.0 if kind == "detection" else 0.5, lw=0.8)
                 continue
             if kind == "upper_limit":
                 lim = part["limitingMag"].to_numpy(float) if "limitingMag" in part else flux_to_mag(5 * err)
@@ -125,13 +128,15 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
                 m, e = flux_to_mag(flux[good], err[good])
                 ax.errorbar(t[good], m, e, fmt=".", mfc="none", color=colour, alpha=0.5, lw=0.6)
                 if limits and (~good).any():
+                    drawn_kinds.add("upper_limit")
                     ax.scatter(t[~good], AB_ZEROPOINT_NJY - 2.5 * np.log10(forced_snr * err[~good]), marker="v",
                                color=colour, s=10, alpha=0.25)
             else:
                 pos = flux > 0
                 m, e = flux_to_mag(flux[pos], err[pos])
-                ax.errorbar(t[pos], m, e, fmt="o", color=colour, ms=6, lw=0.8, label=f"{band}")
+                ax.errorbar(t[pos], m, e, fmt="o", color=colour, ms=6, lw=0.8)
                 if (~pos).any():
+                    drawn_kinds.add("negative")
                     mn, en = flux_to_mag(flux[~pos], err[~pos])
                     ax.errorbar(t[~pos], mn, en, fmt="o", mfc="none", color=colour, ms=6, lw=0.8)
     if unit == "mag":
@@ -144,12 +149,59 @@ def plot_lightcurve(batch, diaObjectId, ax=None, *, unit="mag", time="mjd", forc
     label = (f"MJD - {ref:.0f} (TAI)" if time == "mjd"
              else f"days since first detection (MJD {ref:.2f}, {_mjd_to_date(ref)})")
     _time_axis(ax, ref, label, dates, span=(float(tcol.min()), float(tcol.max())))
+    ax._lsstuk_time_reference = ref  # read with time_reference(ax), to draw over the light curve
     ax.set_title(f"diaObjectId {diaObjectId}", fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:  # outside the data, right of the axes (clear of the y label on the left)
-        ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-                  frameon=False, handlelength=1.2)
+    _legends(ax, drawn_bands, drawn_kinds, unit)
     return ax
+
+
+#: What each marker of :func:`plot_lightcurve` means, listed in its legend after the bands.
+MARKER_LABELS = ("detection", "negative (|flux|)", "forced", "upper limit")
+
+
+def time_reference(ax) -> float:
+    """The MJD that x = 0 stands for on an Axes drawn by :func:`plot_lightcurve`.
+
+    Its x axis shows offsets (``MJD - 61061`` or days since the first detection) so that
+    the ticks stay readable; anything drawn over it must use the same offsets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.lightcurves import plot_lightcurve, time_reference
+    >>> batch = load_sample()
+    >>> oid = batch.sources["diaObjectId"].iloc[0]
+    >>> ax = plot_lightcurve(batch, oid, time="days")
+    >>> first = batch.history.query("diaObjectId == @oid and kind == 'detection'")["midpointMjdTai"].min()
+    >>> bool(np.isclose(time_reference(ax), first))
+    True
+    >>> line = ax.axvline(first + 1.0 - time_reference(ax))   # one day after the first detection
+    """
+    try:
+        return float(ax._lsstuk_time_reference)
+    except AttributeError:
+        raise ValueError("this Axes was not drawn by plot_lightcurve: it has no time reference") from None
+
+
+def _legends(ax, bands, kinds, unit):
+    """One legend outside the data, right of the axes: every band drawn (whatever its points
+    are), then in grey what each marker drawn means."""
+    from matplotlib.lines import Line2D
+
+    if not bands:
+        return
+    handles = [Line2D([], [], ls="", marker="o", ms=6, color=c) for _, c in bands]
+    labels = [b for b, _ in bands]
+    grey = "0.65"  # light grey: apart from the y band's dark grey
+    meaning = [("detection", dict(marker="o", ms=6)), ("negative", dict(marker="o", ms=6, mfc="none")),
+               ("forced", dict(marker=".", ms=6, mfc="none")), ("upper_limit", dict(marker="v", ms=5, alpha=0.5))]
+    for (kind, style), text in zip(meaning, MARKER_LABELS):
+        if kind in kinds and not (kind == "negative" and unit == "flux"):
+            handles.append(Line2D([], [], ls="", color=grey, **style))
+            labels.append(text)
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False, handlelength=1.2)
 
 
 def lightcurve_features(batch, colour_window_days=1.0) -> pd.DataFrame:

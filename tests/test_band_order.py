@@ -31,11 +31,12 @@ def test_expected_order_is_bands_then_the_others():
 
 @pytest.mark.parametrize("unit", ["mag", "flux"])
 def test_lightcurve_legend_in_ugrizy_order(unit):
-    from lsstuk_kit.lightcurves import plot_lightcurve
+    from lsstuk_kit.lightcurves import MARKER_LABELS, plot_lightcurve
 
     ax = plot_lightcurve(_history(), 7, unit=unit)
-    labels = [t.get_text().split()[0] for t in ax.get_legend().get_texts()]
-    assert labels == EXPECTED
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:len(EXPECTED)] == EXPECTED  # every band, in ugrizy order, then what the markers mean
+    assert set(labels[len(EXPECTED):]) <= set(MARKER_LABELS) and "detection" in labels[len(EXPECTED):]
 
 
 def test_alert_browser_band_choices_in_ugrizy_order():
@@ -47,3 +48,13 @@ def test_alert_browser_band_choices_in_ugrizy_order():
     batch.sources["band"] = np.resize(np.array(SHUFFLED, dtype=object), len(batch))  # every band, out of order
     browser = AlertBrowser(batch)
     assert list(browser.bands.options) == EXPECTED
+
+
+def test_lightcurve_legend_names_bands_seen_only_as_limits():
+    """A band with only upper limits (ANTARES's ZTF20aafqubg in r) still gets its legend entry."""
+    from lsstuk_kit.lightcurves import plot_lightcurve
+
+    h = _history().iloc[:3].assign(band=["g", "g", "r"], kind=["detection", "detection", "upper_limit"])
+    ax = plot_lightcurve(h, 7, unit="mag")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["g", "r", "detection", "upper limit"]
