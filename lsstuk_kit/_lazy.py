@@ -22,8 +22,26 @@ def _is_lazy(obj) -> bool:
     return scale is not None and isinstance(obj, scale.DaskAlerts)
 
 
+class _BatchAsKeyword:
+    """``func(**{name: batch}, **kwargs)``: a function whose batch was given by keyword.
+
+    A class, not a lambda, so that it pickles by reference to worker processes.
+    """
+
+    def __init__(self, func, name):
+        self.func, self.name = func, name
+
+    def __call__(self, batch, **kwargs):
+        return self.func(**{self.name: batch}, **kwargs)
+
+
 def dask_aware(func):
-    """Let a per-batch function also take a :class:`DaskAlerts` (then it maps over the partitions)."""
+    """Let a per-batch function also take a :class:`DaskAlerts` (then it maps over the partitions).
+
+    The partitions are given to the decorated function itself (which, for an AlertBatch, just
+    calls ``func``), so that what is sent to worker processes pickles by reference to the
+    module's public name.
+    """
     first = next(iter(inspect.signature(func).parameters))
 
     @functools.wraps(func)
@@ -31,9 +49,9 @@ def dask_aware(func):
         target = args[0] if args else kwargs.get(first)
         if _is_lazy(target):
             if args:
-                return target.map_batches(func, *args[1:], **kwargs)
+                return target.map_batches(wrapper, *args[1:], **kwargs)
             rest = {k: v for k, v in kwargs.items() if k != first}
-            return target.map_batches(lambda b: func(**{first: b}, **rest))
+            return target.map_batches(_BatchAsKeyword(wrapper, first), **rest)
         return func(*args, **kwargs)
 
     return wrapper
