@@ -7,7 +7,10 @@
   consumer group, from the earliest, latest or a given time; offsets are
   committed only when the consumer asks for the next chunk, i.e. after the
   previous one was handed over: if the consumer dies, the uncommitted chunk is
-  delivered again (at least once; duplicates at most one chunk).
+  delivered again (at least once; duplicates at most one chunk). Consumers
+  with one group id, in any number of processes or machines, share the topic's
+  partitions; when one dies the group rebalances and the others carry on from
+  its committed offsets (``partitions=`` assigns partitions explicitly instead).
 - :func:`read_kafka` reads everything available into one AlertBatch, and
   commits only once that batch is decoded; :func:`publish_digest` sends
   filtered alerts to a digest topic.
@@ -320,19 +323,33 @@ def publish_digest(batch, topic, bootstrap_servers=None, *, format="avro", kind=
     return write_kafka(batch, topic, bootstrap_servers, format=format, kind=kind, **kwargs)
 
 
-def _start_offsets(consumer, topic, start, timeout):
-    """Partitions of ``topic`` with their starting offsets.
+#: How long a member waits for its group to hand it partitions (a rebalance waits for a dead
+#: member's session to time out, ``session.timeout.ms``, 6 s by default here).
+JOIN_TIMEOUT_S = 60.0
 
-    A partition resumes at the group's committed offset; without one it starts
-    at the earliest, the latest, or the first message at or after a time
-    (datetime, MJD float or Unix ms int). Assigning explicitly avoids waiting
-    for a group rebalance.
-    """
+
+def _topic_partitions(consumer, topic, timeout):
+    """The partitions of ``topic`` (TopicPartitions without offsets); ValueError if it does not exist."""
     ck = _kafka()
     meta = consumer.list_topics(topic, timeout=timeout)
     if topic not in meta.topics or meta.topics[topic].error is not None:
         raise ValueError(f"topic {topic!r} does not exist on the broker")
-    parts = [ck.TopicPartition(topic, p) for p in sorted(meta.topics[topic].partitions)]
+    return [ck.TopicPartition(topic, p) for p in sorted(meta.topics[topic].partitions)]
+
+
+def _start_offsets(consumer, topic, start, timeout, parts=None):
+    """Partitions of ``topic`` (or ``parts``) with their starting offsets.
+
+    A partition resumes at the group's committed offset; without one it starts
+    at the earliest, the latest, or the first message at or after a time
+    (datetime, MJD float or Unix ms int).
+    """
+    ck = _kafka()
+    if parts is None:
+        parts = _topic_partitions(consumer, topic, timeout)
+    parts = [ck.TopicPartition(p.topic, p.partition) for p in parts]
+    if not parts:
+        return []
     committed = {c.partition: c.offset for c in consumer.committed(parts, timeout=timeout) if c.offset >= 0}
     if start == "earliest":
         fresh = {p.partition: ck.OFFSET_BEGINNING for p in parts}
@@ -360,14 +377,23 @@ def _describe(exc):
 
 
 class _Consumer:
-    """One assigned consumer of a topic: raw message chunks, commits with retries, dead letters.
+    """One consumer of a topic: raw message chunks, commits with retries, dead letters.
 
     Nothing is committed here unless :meth:`commit` is called: the callers
-    commit what they have handed over.
+    commit what they have handed over, before they fetch again.
+
+    With ``partitions=None`` it joins its group by subscription: the group's members share
+    the topic's partitions, and a rebalance (a member joins, leaves or dies) moves them.
+    Rebalance callbacks run only inside a fetch, after everything handed over was
+    committed, so a revoked partition's handed-over messages are already committed; the
+    messages fetched from it but not yet handed over are dropped (:attr:`dropped`), since
+    its new owner reads them from the committed offset. ``partitions="all"`` or a list of
+    partition numbers assigns them explicitly (no group rebalance; the group id only
+    keeps the committed offsets).
     """
 
     def __init__(self, topic, bootstrap_servers, *, group_id, start, chunk_size, chunk_seconds, idle_timeout,
-                 max_messages, timeout, retries, backoff, config, settings):
+                 max_messages, timeout, retries, backoff, config, settings, partitions=None):
         ck = self.ck = _kafka()
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be at least 1, not {chunk_size!r}")
@@ -391,8 +417,28 @@ class _Consumer:
         except ck.KafkaException as exc:
             raise ValueError(f"invalid Kafka client setting: {_describe(exc)[1]}") from None
         self._producer = None
+        self.start, self.subscribed = start, partitions is None
+        self.assigned, self.joined = [], False
+        self.fetched = []  # messages fetched and not yet handed over (dropped on revoke)
+        self.dropped = set()  # id() of dropped messages; kept alive in self._dropped_refs
+        self._dropped_refs = []
+        self.revocations = 0
         try:
-            self.assigned = _start_offsets(self.consumer, topic, start, self.timeout)
+            parts = _topic_partitions(self.consumer, topic, self.timeout)
+            if self.subscribed:
+                self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                        on_lost=self._on_revoke)
+            else:
+                if partitions != "all":
+                    wanted = {int(p) for p in np.atleast_1d(partitions)}
+                    missing = wanted - {p.partition for p in parts}
+                    if missing:
+                        raise ValueError(f"topic {topic!r} has no partition {sorted(missing)} "
+                                         f"(it has {len(parts)}: 0-{len(parts) - 1})")
+                    parts = [p for p in parts if p.partition in wanted]
+                self.assigned = _start_offsets(self.consumer, topic, start, self.timeout, parts)
+                self.consumer.assign(self.assigned)
+                self.joined = True
         except ck.KafkaException as exc:
             err, text = _describe(exc)
             self.close()
@@ -402,7 +448,30 @@ class _Consumer:
         except BaseException:
             self.close()
             raise
-        self.consumer.assign(self.assigned)
+
+    # -- group rebalances (called by librdkafka inside consume)
+    def _on_assign(self, consumer, parts):
+        """Partitions handed to this member: start each at the group's committed offset (else ``start``)."""
+        try:
+            offsets = _start_offsets(consumer, self.topic, self.start, self.timeout, parts)
+        except self.ck.KafkaException:
+            offsets = list(parts)  # the broker answers no offsets now: librdkafka resumes at the committed ones
+        consumer.assign(offsets)
+        self.assigned, self.joined = offsets, True
+
+    def _on_revoke(self, consumer, parts):
+        """Partitions taken away (or lost): drop what was fetched from them and not handed over."""
+        gone = {p.partition for p in parts}
+        keep = []
+        for m in self.fetched:
+            if m.partition() in gone:
+                self.dropped.add(id(m))
+                self._dropped_refs.append(m)
+            else:
+                keep.append(m)
+        self.fetched = keep
+        self.assigned = [tp for tp in self.assigned if tp.partition not in gone]
+        self.revocations += 1
 
     # -- retries
     def _wait(self, attempt):
@@ -431,6 +500,12 @@ class _Consumer:
         ck = self.ck
         try:
             self.consumer.list_topics(self.topic, timeout=self.timeout)
+            if self.subscribed:
+                if not self.joined:
+                    return "joining", f"no partitions from group {self.group_id!r} yet (joining)"
+                left = self._group_behind()
+                if left:
+                    return "group", left
             positions = {p.partition: p.offset for p in self.consumer.position(self.assigned)}
             for tp in self.assigned:
                 low, high = self.consumer.get_watermark_offsets(ck.TopicPartition(self.topic, tp.partition),
@@ -444,6 +519,28 @@ class _Consumer:
             return "down", _describe(exc)[1]
         return "caught-up", ""
 
+    def _group_behind(self):
+        """Text naming a partition that the group has not committed to its end yet, or ``""``.
+
+        A member whose own partitions are drained waits for the others (they may die, and a
+        rebalance then hands their partitions over). Partitions the group never committed count
+        only when reading from the earliest (later starts have no known end to wait for).
+        """
+        ck = self.ck
+        mine = {tp.partition for tp in self.assigned}
+        parts = _topic_partitions(self.consumer, self.topic, self.timeout)
+        others = [p for p in parts if p.partition not in mine]
+        if not others:
+            return ""
+        for c in self.consumer.committed(others, timeout=self.timeout):
+            low, high = self.consumer.get_watermark_offsets(ck.TopicPartition(self.topic, c.partition),
+                                                            timeout=self.timeout, cached=False)
+            done = c.offset if c.offset >= 0 else (low if self.start == "earliest" else high)
+            if done < high:
+                return (f"partition {c.partition} committed by group {self.group_id!r} up to {done}, "
+                        f"{high} on the broker (another member's, or one waiting for a rebalance)")
+        return ""
+
     def chunks(self):
         """Lists of messages (``confluent_kafka.Message``), at most ``chunk_size`` each.
 
@@ -454,7 +551,8 @@ class _Consumer:
         after ``retries`` such checks :class:`BrokerUnavailableError` is raised.
         """
         ck = self.ck
-        total, failures = 0, 0
+        total, failures, seen_revocations = 0, 0, self.revocations
+        joining_since = time.monotonic()
         quiet = self.idle_timeout if self.idle_timeout is not None else self.timeout
         last_msg = time.monotonic()
         next_check = last_msg + quiet
@@ -473,10 +571,15 @@ class _Consumer:
                     raise BrokerUnavailableError(f"Kafka broker at {self.servers}: fetch failed ({text})",
                                                  servers=self.servers, operation="fetch", kafka_error=err) from None
                 n_before = len(messages)
+                if self.revocations != seen_revocations:  # a rebalance inside consume: drop what it took away
+                    seen_revocations = self.revocations
+                    messages = [m for m in messages if id(m) not in self.dropped]
+                    n_before = len(messages)
                 for m in got:
                     err = m.error()
                     if err is None:
                         messages.append(m)
+                        self.fetched.append(m)
                     elif err.code() != ck.KafkaError._PARTITION_EOF and (err.fatal() or not self._transient(err)):
                         raise BrokerUnavailableError(
                             f"Kafka broker at {self.servers}: fetching {self.topic!r} failed ({err.str()})",
@@ -493,6 +596,15 @@ class _Consumer:
                             ended = True
                             break
                         next_check = time.monotonic() + quiet
+                    elif state == "group":  # other members still at work: not a failure, wait for them
+                        failures, next_check = 0, time.monotonic() + quiet
+                    elif state == "joining" and time.monotonic() - joining_since < JOIN_TIMEOUT_S:
+                        next_check = time.monotonic() + min(quiet, 2.0)  # a rebalance can wait for a dead member
+                    elif state == "joining":
+                        raise BrokerUnavailableError(
+                            f"Kafka broker at {self.servers}: group {self.group_id!r} assigned no partitions of "
+                            f"{self.topic!r} within {JOIN_TIMEOUT_S:.0f} s ({text})",
+                            servers=self.servers, operation="connect")
                     elif failures >= self.retries:
                         raise self._give_up(
                             "fetch", f"waiting for messages from {self.topic!r} "
@@ -524,6 +636,8 @@ class _Consumer:
                 done = self.consumer.commit(offsets=offsets, asynchronous=False) or []
                 bad = [tp.error for tp in done if tp.error is not None]
                 if not bad:
+                    committed = {id(m) for m in messages}
+                    self.fetched = [m for m in self.fetched if id(m) not in committed]
                     return
                 err, text = bad[0], bad[0].str()
             except ck.KafkaException as exc:
@@ -641,7 +755,7 @@ def _check_errors(errors):
 
 def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start="earliest", chunk_size=500,
                   chunk_seconds=5.0, idle_timeout=10.0, max_alerts=None, timeout=10.0, errors="raise", retries=3,
-                  backoff=1.0, dead_letter_topic=None, config=None, **settings):
+                  backoff=1.0, dead_letter_topic=None, config=None, partitions=None, **settings):
     """Consume AlertBatch chunks from ``topic`` in a consumer group (at least once).
 
     Parameters
@@ -650,7 +764,13 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
     bootstrap_servers : str, optional
     group_id : str
         Consumer group; a restarted consumer of the same group resumes after the
-        last committed chunk.
+        last committed chunk. Several consumers (processes, machines) with one
+        group id share the topic's partitions: each gets some, and when one joins,
+        leaves or dies the group rebalances and the others take its partitions
+        over from their committed offsets (at least once: only the dead member's
+        last, uncommitted chunk is delivered again). A member whose partitions are
+        drained keeps waiting while the group has uncommitted messages elsewhere,
+        so that it can take over a dead member's partitions.
     start : {"earliest", "latest"}, datetime, float MJD or int Unix ms
         Where a group with no committed offsets starts.
     chunk_size, chunk_seconds : int, float
@@ -688,6 +808,11 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
         ``lsstuk.error``, before its chunk is handed over.
     config : str or path, optional
         A librdkafka properties file.
+    partitions : None, "all" or list of int
+        ``None`` (default): join the group by subscription and share the
+        partitions with its other members. ``"all"`` or partition numbers: read
+        exactly those, assigned explicitly (no rebalance; the group id keeps the
+        committed offsets), e.g. to split a topic by hand.
     **settings
         librdkafka settings, dots as underscores (``session_timeout_ms=2000``).
 
@@ -724,7 +849,8 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
     _check_errors(errors)
     stream = _Consumer(topic, bootstrap_servers, group_id=group_id, start=start, chunk_size=chunk_size,
                        chunk_seconds=chunk_seconds, idle_timeout=idle_timeout, max_messages=max_alerts,
-                       timeout=timeout, retries=retries, backoff=backoff, config=config, settings=settings)
+                       timeout=timeout, retries=retries, backoff=backoff, config=config, settings=settings,
+                       partitions=partitions)
     try:
         for messages in stream.chunks():
             batch, letters, rows = _decode(messages)
@@ -767,8 +893,11 @@ def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, errors="raise"
         As in :func:`stream_alerts`.
     **kwargs
         ``group_id``, ``start``, ``chunk_size``, ``chunk_seconds``,
-        ``idle_timeout``, ``timeout``, ``retries``, ``backoff``, ``config`` and
-        librdkafka settings, as in :func:`stream_alerts`.
+        ``idle_timeout``, ``timeout``, ``retries``, ``backoff``, ``config``,
+        ``partitions`` and librdkafka settings, as in :func:`stream_alerts`. In a
+        group shared with other readers, messages of partitions that a rebalance
+        moves away before the end are left to their new owner (not returned,
+        not committed).
 
     Returns
     -------
@@ -787,12 +916,14 @@ def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, errors="raise"
 
     _check_errors(errors)
     defaults = {"group_id": "lsstuk-kit", "start": "earliest", "chunk_size": 500, "chunk_seconds": 5.0,
-                "idle_timeout": 10.0, "timeout": 10.0, "retries": 3, "backoff": 1.0, "config": None}
+                "idle_timeout": 10.0, "timeout": 10.0, "retries": 3, "backoff": 1.0, "config": None,
+                "partitions": None}
     opts = {**defaults, **kwargs}
     known = {k: opts.pop(k) for k in defaults}
     stream = _Consumer(topic, bootstrap_servers, max_messages=max_alerts, settings=opts, **known)
     try:
         messages = [m for chunk in stream.chunks() for m in chunk]
+        messages = [m for m in messages if id(m) not in stream.dropped]  # partitions a rebalance moved away
         if not messages:
             batch = AlertBatch.empty()
             batch.dead_letters = []

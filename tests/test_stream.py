@@ -105,6 +105,94 @@ def test_start_latest_and_digest_topic(broker, make_topic):
     assert len(read_kafka(topic, broker, group_id="d2", start="latest", idle_timeout=2)) <= 1
 
 
+MEMBER = """
+import json, sys, time
+from lsstuk_kit.stream import stream_alerts
+servers, topic, group, out, pause = sys.argv[1:6]
+with open(out, "a") as fh:
+    for chunk in stream_alerts(topic, servers, group_id=group, chunk_size=20, chunk_seconds=1, idle_timeout=3):
+        fh.write(json.dumps([int(i) for i in chunk.sources.index]) + "\\n")
+        fh.flush()                       # handed over (and recorded) ...
+        time.sleep(float(pause))         # ... then worked on; committed when the next chunk is asked for
+"""
+
+
+def _members(tmp_path, servers, topic, group, n, pause=0.3):
+    import subprocess
+    import sys
+
+    script = tmp_path / "member.py"
+    script.write_text(MEMBER)
+    outs = [tmp_path / f"{group}-{k}.jsonl" for k in range(n)]
+    procs = [subprocess.Popen([sys.executable, str(script), servers, topic, group, str(o), str(pause)],
+                              stderr=subprocess.PIPE) for o in outs]
+    return procs, outs
+
+
+def _chunks(out):
+    import json
+
+    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+
+def _finish(procs, timeout=120):
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except Exception:
+            p.kill()
+            raise
+        assert p.returncode in (0, -9), err.decode()[-2000:]
+
+
+def test_a_consumer_group_shares_the_partitions(broker, make_topic, tmp_path):
+    """Two processes in one group split a 4-partition topic: every alert once, each member some."""
+    from lsstuk_kit.stream import write_kafka
+
+    topic = make_topic(broker, "group-share", partitions=4)
+    sample = lk.load_sample()
+    assert write_kafka(sample, topic, broker) == len(sample)
+    procs, outs = _members(tmp_path, broker, topic, "share", 2)
+    _finish(procs)
+    got = [[i for c in _chunks(o) for i in c] for o in outs]
+    assert all(len(g) > 0 for g in got), [len(g) for g in got]  # the work was shared
+    every = got[0] + got[1]
+    assert sorted(every) == sorted(sample.sources.index)  # each alert exactly once: none lost, none twice
+
+
+def test_a_member_killed_mid_night_loses_nothing(broker, make_topic, tmp_path):
+    """Three members; one is SIGKILLed while working on a chunk. The group rebalances, the others take
+    its partitions over from the committed offsets: produced = delivered, and the only repeats are
+    the killed member's last chunk (handed over, never committed)."""
+    import signal
+    from collections import Counter
+
+    from lsstuk_kit.stream import write_kafka
+
+    topic = make_topic(broker, "group-kill", partitions=4)
+    sample = lk.load_sample()
+    assert write_kafka(sample, topic, broker) == len(sample)
+    procs, outs = _members(tmp_path, broker, topic, "kill", 3, pause=0.4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill the first member to have handed over two chunks
+        ready = [k for k, o in enumerate(outs) if len(_chunks(o)) >= 2]
+        if ready:
+            break
+        time.sleep(0.05)
+    assert ready, "no member got two chunks within 60 s"
+    victim = ready[0]
+    procs[victim].send_signal(signal.SIGKILL)
+    _finish(procs)
+    assert procs[victim].returncode == -9
+    delivered = [i for o in outs for c in _chunks(o) for i in c]
+    assert set(delivered) == set(sample.sources.index)  # produced = delivered: nothing lost
+    repeats = {i for i, n in Counter(delivered).items() if n > 1}
+    last_chunk = set(_chunks(outs[victim])[-1])
+    assert repeats <= last_chunk  # repeats only from the killed member's uncommitted chunk
+    survivors = [k for k in range(3) if k != victim]
+    assert sum(len(_chunks(outs[k])) for k in survivors) > 0
+
+
 def test_broker_unreachable_is_a_clear_error_within_the_timeout():
     from lsstuk_kit.stream import stream_alerts, write_kafka
 
