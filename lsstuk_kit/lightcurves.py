@@ -185,8 +185,10 @@ def time_reference(ax) -> float:
 
 
 def _legends(ax, bands, kinds, unit):
-    """One legend outside the data, right of the axes: every band drawn (whatever its points
-    are), then in grey what each marker drawn means."""
+    """One legend outside the data, right of the axes.
+
+    Every band drawn (whatever its points are), then in grey what each marker drawn means.
+    """
     from matplotlib.lines import Line2D
 
     if not bands:
