@@ -39,6 +39,7 @@ __all__ = [
     "load_sample",
     "load_sample_truth",
     "read_alerts",
+    "real_alerts_path",
     "sample_path",
     "write_alerts",
     "filters",
@@ -51,6 +52,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 _REPO_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+_REPO_REAL = Path(__file__).resolve().parent.parent / "data" / "real"
 
 
 def sample_path() -> Path:
@@ -74,6 +76,40 @@ def sample_path() -> Path:
     if not any(cache.rglob("*.avro")):
         write_sample(cache)
     return cache
+
+
+def real_alerts_path() -> Path:
+    """Folder of the small extract of real Rubin and ZTF alerts shipped with the project.
+
+    ``data/real/`` of the source tree (a clone, or Binder's editable install): 65 real
+    alerts (27 Rubin, 38 ZTF) redistributed by the Fink broker (Apache-2.0): every one the
+    surveys' own scores call bogus, plus a random subsample of the real ones; records
+    unchanged, in their own formats (Avro containers and Fink's Parquet). Its ``README.md``
+    credits each file. Unlike :func:`sample_path` it cannot be regenerated without the
+    original files, so an installed wheel, which does not carry it, raises
+    :class:`FileNotFoundError`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder; pass it to :func:`read_alerts`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the kit is not run from its source tree (``data/real/`` is absent).
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> real = lk.read_alerts(lk.real_alerts_path())
+    >>> real.sources.groupby("survey").size().to_dict()
+    {'lsst': 27, 'ztf': 38}
+    """
+    if (_REPO_REAL / "README.md").is_file():
+        return _REPO_REAL
+    raise FileNotFoundError(f"{_REPO_REAL} not found: the extract of real alerts ships with the source tree "
+                            "(git clone, or Binder), not with an installed wheel")
 
 
 def load_sample(**kwargs) -> AlertBatch:
