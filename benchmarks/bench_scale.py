@@ -14,7 +14,15 @@ million alerts a night, about 300 alerts/s), with the peak memory. The
 baseline, run in the same process: the in-memory pandas engine on the same
 work for the first files of the night (as much as comfortably fits).
 
-    python benchmarks/bench_scale.py [--scale 72] [--data DIR] [--keep]
+A whole LSST night (``--copies 10``): the simulated night's files repeated as
+hard links in ``copy_NN/`` folders (the same bytes, so ids repeat between
+copies; the per-alert job does not depend on it), ten times a million alerts.
+``--workers 0,1,2`` runs the job on the threaded scheduler of this process (0)
+and on a ``dask.distributed`` LocalCluster of 1 and 2 worker processes (one
+thread each), reporting alerts/s, the peak memory of each worker and the
+scaling ratio 2 workers / 1 worker.
+
+    python benchmarks/bench_scale.py [--scale 72] [--data DIR] [--keep] [--copies 10] [--workers 0,1,2]
 """
 
 from __future__ import annotations
@@ -87,6 +95,94 @@ def work(alerts, watchlist, moc):
     return keep.sources, in_area, hits
 
 
+def replicate(alerts_dir, copies):
+    """``alerts_dir`` as ``copies`` hard-linked copies (``copy_NN/``) in a sibling folder; its path."""
+    if copies <= 1:
+        return alerts_dir
+    out = f"{alerts_dir}_x{copies}"
+    if not os.path.isdir(out):
+        tmp = out + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for k in range(copies):
+            sub = os.path.join(tmp, f"copy_{k:02d}")
+            os.makedirs(sub)
+            for name in sorted(os.listdir(alerts_dir)):
+                if name.endswith(".avro"):
+                    os.link(os.path.join(alerts_dir, name), os.path.join(sub, name))
+        os.rename(tmp, out)
+    return out
+
+
+class WorkerPeaks:
+    """Peak resident memory of each worker process of a dask.distributed client (polled every 0.5 s)."""
+
+    def __init__(self, client):
+        self.client, self.peaks, self._stop = client, {}, threading.Event()
+
+    @staticmethod
+    def _rss():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self):
+        while not self._stop.wait(0.5):
+            try:
+                for w, rss in self.client.run(WorkerPeaks._rss).items():
+                    self.peaks[w] = max(self.peaks.get(w, 0), rss)
+            except Exception:  # a worker restarting: skip this poll
+                pass
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def max_gib(self):
+        return max(self.peaks.values(), default=0) / 2**30
+
+
+def _warm(path):
+    """Import the kit and load its compiled decoder in this (worker) process."""
+    from lsstuk_kit import read_alerts
+
+    return len(read_alerts(path, progress=False))
+
+
+def run_job(alerts_dir, watchlist, moc, partition_size, workers):
+    """The whole night on ``workers`` processes (0: this process's threads); (alerts, seconds, results, peak)."""
+    import dask
+
+    from lsstuk_kit import read_alerts
+    from lsstuk_kit.io import iter_files
+
+    def job():
+        t0 = time.perf_counter()
+        night = read_alerts(alerts_dir, engine="dask", partition_size=partition_size)
+        keep, in_area, hits = work(night, watchlist, moc)
+        n, kept, n_area, hit_rows = dask.compute(night.sources.map_partitions(len).sum(), keep.index.size,
+                                                 in_area.sum(), hits.index.size)
+        return int(n), time.perf_counter() - t0, (int(kept), int(n_area), int(hit_rows)), night.npartitions
+
+    if workers == 0:
+        with PeakRSS() as mem, dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
+            n, dt, res, nparts = job()
+        return n, dt, res, nparts, {"this process": mem.gib}
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="6GiB", silence_logs=40) as cluster, Client(cluster) as client:
+        first = iter_files(alerts_dir)[0]
+        client.run(_warm, first)  # imports and the decoder's compiled code, on every worker, outside the timing
+        with WorkerPeaks(client) as peaks:
+            n, dt, res, nparts = job()
+        return n, dt, res, nparts, {w: v / 2**30 for w, v in peaks.peaks.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=72.0, help="population density (72: ~1 million alerts)")
@@ -96,6 +192,10 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep the simulated night")
     ap.add_argument("--baseline-files", type=int, default=80)
     ap.add_argument("--partition-size", default="64MB")
+    ap.add_argument("--copies", type=int, default=1, help="repeat the night's files this many times (hard links)")
+    ap.add_argument("--workers", default=None,
+                    help="comma-separated worker-process counts, 0 = threads of this process (e.g. 0,1,2); "
+                         "default: the original threaded run only")
     args = ap.parse_args(argv)
 
     import dask
@@ -122,7 +222,7 @@ def main(argv=None):
 
         rng = np.random.default_rng(5)
         first = read_alerts(files[:3], columns=["ra", "dec"]).sources
-        pick = first.sample(200, random_state=1)  # some targets that will be hit
+        pick = first.sample(min(200, len(first)), random_state=1)  # some targets that will be hit
         watchlist = pd.DataFrame({"ra": np.r_[rng.uniform(0, 360, 99_800), pick["ra"].to_numpy()],
                                   "dec": np.r_[np.degrees(np.arcsin(rng.uniform(-1, 0.1, 99_800))),
                                                pick["dec"].to_numpy()]})
@@ -167,6 +267,26 @@ def main(argv=None):
               f"{rate / base_rate:.2f}x the in-memory engine's rate; peak RSS {mem.gib:.2f} GiB "
               f"for {size / 2**30:.2f} GiB of Avro")
         assert n_night == n_total, (n_night, n_total)
+        del night, keep, in_area, hits, kept, hit_rows
+
+        if args.workers is not None:
+            big = replicate(alerts_dir, args.copies)
+            n_big = n_total * max(args.copies, 1)
+            print(f"\nthe whole job on {n_big:,} alerts ({args.copies} hard-linked copies of the night, same bytes), "
+                  f"partitions of {args.partition_size}:")
+            print("| engine | alerts | time | alerts/s | x LSST's 300/s | peak memory per worker | results |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+            rates = {}
+            for w in [int(x) for x in args.workers.split(",")]:
+                n, dt, res, nparts, peaks = run_job(big, watchlist, moc, args.partition_size, w)
+                assert n == n_big, (n, n_big)
+                rates[w] = n / dt
+                name = "threads of one process (2)" if w == 0 else f"LocalCluster, {w} worker process{'es' * (w > 1)}"
+                print(f"| {name} | {n:,} | {dt:.0f} s | {n / dt:,.0f} | {n / dt / LSST_RATE:.0f}x | "
+                      f"{max(peaks.values()):.2f} GiB | {res[0]:,} pass, {res[1]:,} in the skymap, {res[2]:,} hits |",
+                      flush=True)
+            if 1 in rates and 2 in rates:
+                print(f"scaling, 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
     finally:
         if args.data is None and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
