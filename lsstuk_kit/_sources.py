@@ -19,7 +19,7 @@ from pathlib import Path
 import fastavro
 import numpy as np
 
-from . import _container
+from . import _container, _remote
 from .errors import AlertFormatError
 from .schema import identify_schema, unpack_wire
 from .surveys import atlas as _atlas
@@ -258,9 +258,12 @@ def _find_files(path, suffixes=_AVRO_SUFFIXES):
     Folders are searched recursively in sorted order, following symlinked folders
     (each real folder once: a symlink loop is reported, not followed again).
     ``problems`` lists ``(path, reason)`` for dangling symlinks, unreadable folders
-    and loops.
+    and loops. A remote URL (``s3://bucket/night/``) is listed by its storage
+    (:mod:`lsstuk_kit._remote`); ``file://`` is a local path.
     """
-    p = Path(path).expanduser()
+    if _remote.is_url(path):
+        return _remote.find(path, suffixes)
+    p = Path(_remote.local_path(path)).expanduser()
     if p.is_dir():
         files, problems = [], []
         seen = set()
@@ -331,6 +334,22 @@ def _expand(source, limit=MAX_UNCOMPRESSED_BYTES):
     """Sources as SourceRefs, and ``(path, reason)`` problems met while finding them."""
     if isinstance(source, str) and _looks_json(source):
         return [SourceRef(label="<json>", kind="bytes", data=source.encode("utf-8"), limit=limit)], []
+    if isinstance(source, str) and _remote.is_url(source):
+        # object storage or the web: listed and read into memory by ranged reads (never to local disk)
+        urls, problems = _remote.find(source, _suffixes())
+        searched = len(urls) != 1 or urls[0].rstrip("/") != source.rstrip("/")
+        refs = []
+        for url in urls:
+            try:
+                data = _remote.read_bytes(url, limit)
+            except AlertFormatError as exc:
+                problems.append((exc.file or _remote.redact(url), exc.reason))
+                continue
+            refs.append(SourceRef(label=_remote.redact(url), kind="bytes", data=data, limit=limit,
+                                  from_folder=searched))
+        return refs, problems
+    if isinstance(source, str):
+        source = _remote.local_path(source)
     if isinstance(source, (str, os.PathLike)):
         files, problems = _find_files(source, _suffixes())
         searched = not Path(source).expanduser().is_file()  # a folder or a glob
@@ -412,8 +431,9 @@ def _sniff(ref, limit):
             raise AlertFormatError(f"cannot read the file ({exc.strerror or exc})", ref.label) from None
         sniff = Sniff(label=ref.label, suffix=_suffix_of(ref.path), head=head, path=ref.path,
                       from_folder=ref.from_folder)
-    else:
-        sniff = Sniff(label=ref.label, head=ref.data[:4096], data=ref.data)
+    else:  # in memory; a URL's label still gives its suffix
+        sniff = Sniff(label=ref.label, head=ref.data[:4096], data=ref.data, from_folder=ref.from_folder,
+                      suffix="" if ref.label.startswith("<") else _suffix_of(ref.label))
     if sniff.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
         # JSON text: parsed once here (bounded) and handed to the format's reader
         if ref.kind == "file":

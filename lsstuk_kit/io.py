@@ -244,7 +244,8 @@ def write_alerts(alerts, path, schema, *, codec="null"):
     alerts : iterable of dict
         Alert records.
     path : str or path
-        Output file; a name ending ``.gz`` is gzip-compressed.
+        Output file; a name ending ``.gz`` is gzip-compressed. An fsspec URL
+        (``s3://bucket/night/out.avro``) writes to object storage.
     schema : dict
         Writer schema (e.g. :func:`lsstuk_kit.schema.load_rubin_schema`).
     codec : str
@@ -255,9 +256,16 @@ def write_alerts(alerts, path, schema, *, codec="null"):
     int
         Number of alerts written.
     """
+    from . import _remote
+
     parsed = fastavro.parse_schema(schema)
     alerts = list(alerts)
     path = str(path)
+    if _remote.is_url(path):
+        with _remote.open_output(path) as fh:
+            fastavro.writer(fh, parsed, alerts, codec=codec)
+        return len(alerts)
+    path = _remote.local_path(path)
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "wb") as fh:
         fastavro.writer(fh, parsed, alerts, codec=codec)

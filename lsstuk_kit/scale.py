@@ -89,9 +89,11 @@ def _from_delayed(pieces, meta):
 
 def _group_files(files, partition_size):
     """Consecutive files grouped up to ``partition_size`` bytes (a larger file stands alone)."""
+    from . import _remote
+
     groups, current, total = [], [], 0
     for f in files:
-        n = os.path.getsize(f)
+        n = _remote.size(f) if _remote.is_url(f) else os.path.getsize(f)
         if current and total + n > partition_size:
             groups.append(current)
             current, total = [], 0
@@ -393,12 +395,18 @@ class DaskAlerts:
         Empty partitions write no file. Partitions are written in parallel and
         only a few are in memory at once.
         """
+        from . import _remote
+
         dask, _ = _dask()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        if _remote.is_url(str(folder)):  # object storage: every worker writes its parts there
+            _remote.makedirs(str(folder))
+            names = [_remote.join(str(folder), f"part-{i:05d}.avro") for i in range(self.npartitions)]
+        else:
+            folder = Path(_remote.local_path(str(folder)))
+            folder.mkdir(parents=True, exist_ok=True)
+            names = [str(folder / f"part-{i:05d}.avro") for i in range(self.npartitions)]
         write = dask.delayed(_write, pure=False)
-        counts = dask.compute(*[write(p, str(folder / f"part-{i:05d}.avro")) for i, p in enumerate(self._parts)],
-                              **kwargs)
+        counts = dask.compute(*[write(p, name) for p, name in zip(self._parts, names)], **kwargs)
         return int(sum(counts))
 
     def __repr__(self):
