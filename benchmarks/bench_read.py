@@ -19,7 +19,8 @@ Rows, all measured in this one process on the same file (best of ``--repeat``):
   container framing only             the block index the reader builds first
 
 Prints alerts/s, the ratio to fastavro, the fraction of the memory-read rate, and peak extra
-resident memory against the file's size. Then the compiled decoder's first-call cost: a fresh
+resident memory against the file's size; then what the all-columns batch itself holds (its
+pandas history and sources, its cutouts) against the file's size. Then the compiled decoder's first-call cost: a fresh
 process with an empty numba cache (compiling) and one with the cache warm.
 
     python benchmarks/bench_read.py [--case real|synthetic|lite|all] [--alerts 2000] [--repeat 2]
@@ -197,12 +198,19 @@ def measure(label, path, size, n_alerts, repeat, lite=False):
             assert n == expect, (name, n)
             best, mem = min(best, dt), max(mem, m.extra_mb)
         results.append((name, expect / best, mem))
+    batch = lk.read_alerts(path, workers=2)
+    st = batch._store
+    held = {"history": st.history.memory_usage(deep=False).sum(), "sources": st.sources.memory_usage(deep=False).sum(),
+            "cutouts": sum(c.nbytes for c in st.cutouts.values())}
+    del batch, st
     base = results[0][1]
     limit = results[5][1]
     print(f"{'path':34s} {'alerts/s':>10s} {'x fastavro':>11s} {'of memory':>10s} {'peak MiB':>9s} {'x file':>7s}")
     for name, rate, mem in results:
         print(f"{name:34s} {rate:10.0f} {rate / base:11.1f} {rate / limit:10.2f} {mem:9.0f} "
               f"{mem * 2**20 / size:7.2f}")
+    print("the batch itself (all columns): " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in held.items())
+          + f" = {sum(held.values()) / size:.2f} x the file")
     return results
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _stamps
 from ._sources import _GZIP_MAGIC, _SURVEYS
 from .errors import SkippedRecord
 from .surveys import lsst as _lsst
@@ -48,13 +49,15 @@ def _validate(sources, cut, ref_ids, rec_ids, refs, required, reader):
             checks.append(((~np.isfinite(dec) & need) | (dec < -90) | (dec > 90), "dec",
                            "dec is null, NaN or outside [-90, 90] deg"))
     for name, arr in cut.items():
-        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
         if len(arr) == 0:
             continue
-        head = pc.binary_slice(arr.cast(pa.binary()), 0, 6)
-        ok = pc.or_(pc.equal(head, pa.scalar(b"SIMPLE", pa.binary())),
-                    pc.equal(pc.binary_slice(head, 0, 2), pa.scalar(_GZIP_MAGIC, pa.binary())))
-        ok = pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
+        ok = _stamps.fits_heads_ok(arr)
+        if ok is None:
+            arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+            head = pc.binary_slice(arr.cast(pa.binary()), 0, 6)
+            ok = pc.or_(pc.equal(head, pa.scalar(b"SIMPLE", pa.binary())),
+                        pc.equal(pc.binary_slice(head, 0, 2), pa.scalar(_GZIP_MAGIC, pa.binary())))
+            ok = pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
         field_name = _lsst.CUTOUTS[name]
         checks.append((~ok, field_name, "cutout bytes are not FITS (nor gzip-compressed FITS)"))
     flagged = []
@@ -115,15 +118,16 @@ def _assemble(results, reader, columns):
     names = sorted({k for c in cuts for k in c})
     cut = {}
     for k in names:
-        chunks = []
+        chunks, lengths = [], []
         for c, s in zip(cuts, srcs):
             if k in c:
                 arr = c[k]
                 chunks.extend(arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
+                lengths.extend(len(ch) for ch in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]))
             else:
-                chunks.append(pa.nulls(len(s), pa.binary()))
-        chunks = [ch.cast(pa.binary()) for ch in chunks]
-        cut[k] = pa.chunked_array(chunks, type=pa.binary()).combine_chunks()
+                chunks.append(None)
+                lengths.append(len(s))
+        cut[k] = concat_cutouts(chunks, lengths)
 
     # validation (per format and survey: the required fields are those of its mapping)
     required = {}
@@ -180,6 +184,23 @@ def _assemble(results, reader, columns):
         sources=sources, history=history, objects=objects, cutouts=cut,
         ref_ids=ref_ids, rec_ids=rec_ids, refs=reader.refs, errors=reader.skipped,
     )
+
+
+def concat_cutouts(chunks, lengths=None):
+    """One cutout column from chunks (``None``: that many null cutouts, ``lengths`` giving how many).
+
+    Zero-copy :class:`~lsstuk_kit._stamps.StampColumn` chunks stay one (their bytes are not
+    gathered); with any Arrow chunk among them, a ``pyarrow.BinaryArray`` as before.
+    """
+    if lengths is None:
+        lengths = [None if ch is None else len(ch) for ch in chunks]
+    if all(isinstance(ch, _stamps.StampColumn) or ch is None for ch in chunks):
+        return _stamps.StampColumn.concat(_stamps.StampColumn.nulls(n) if ch is None else ch
+                                          for ch, n in zip(chunks, lengths))
+    arrays = [pa.nulls(n, pa.binary()) if ch is None else
+              (ch.to_arrow() if isinstance(ch, _stamps.StampColumn) else ch).cast(pa.binary())
+              for ch, n in zip(chunks, lengths)]
+    return pa.chunked_array(arrays, type=pa.binary()).combine_chunks()
 
 
 def _harmonise(tables):

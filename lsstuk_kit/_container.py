@@ -522,7 +522,10 @@ def walk_block(data: bytes, count: int, schema_raw: bytes) -> BlockCheck:
     """
     import fastavro
 
-    writer, skip = _skip_schemas(schema_raw)
+    try:
+        writer, skip = _skip_schemas(schema_raw)
+    except Exception as exc:  # noqa: BLE001 - a schema fastavro refuses (e.g. a default its type cannot hold)
+        return BlockCheck(0, None, f"the writer schema cannot be used to read it ({type(exc).__name__}: {exc})", [])
     bio = io.BytesIO(data)
     n = len(data)
     ends = []

@@ -8,8 +8,10 @@ container once, record by record, following the program, and writes straight
 into numpy column buffers: the alert's scalars (level 0) and the items of each
 history list (one level per list, with the list's offsets per alert). Values
 that were not asked for are skipped without being stored. The buffers become
-Arrow arrays without a copy (strings and cutout bytes are gathered into one
-buffer per column); the survey's ``to_frames`` makes the kit's tables from them.
+Arrow arrays without a copy (strings are gathered into one buffer per column; cutout
+bytes too, or, for the reader, left where they are as zero-copy
+:class:`~lsstuk_kit._stamps.StampColumn` slices); the survey's ``to_frames`` makes the
+kit's tables from them.
 
 Compiled code reads untrusted bytes and numba checks no bounds, so the decoder
 checks every read itself: each varint is at most 10 bytes, each length and
@@ -328,7 +330,7 @@ class Decoder:
         c_voff = np.asarray([bases[c.level][3] + c.vslot * caps[c.level] for c in cols], np.int64)
         return flats, levels, c_off, c_off2, c_voff
 
-    def decode(self, buf, starts, ends, counts):
+    def decode(self, buf, starts, ends, counts, stamps=None):
         """Decode blocks of one buffer; return ``(table, status)``.
 
         ``buf`` is a uint8 array; ``starts``, ``ends`` and ``counts`` give each
@@ -336,6 +338,10 @@ class Decoder:
         holds the records of the blocks that decoded whole, in order; ``status`` has,
         per block, ``(n_records_kept, error_code, record_in_block, field_path)``,
         ``error_code`` 0 for a sound block (see :data:`ERRORS`).
+
+        With a dict ``stamps``, the bytes outputs named ``c:...`` (cutouts) are left
+        out of the table and put in it as :class:`~lsstuk_kit._stamps.StampColumn`
+        slices of ``buf`` (no copy: ``buf`` must stay unchanged while they live).
         """
         starts = np.ascontiguousarray(starts, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
@@ -371,7 +377,7 @@ class Decoder:
                 flats, levels, c_off, c_off2, c_voff = self._layout(caps, levels)
         status = [(int(kept[k]), int(err[k]), int(err_rec[k]),
                    ".".join(str(x) for x in self.paths[int(err_op[k])]) if err[k] else None) for k in range(nb)]
-        return self._table(levels, counters, list_start, list_len, list_valid, buf), status
+        return self._table(levels, counters, list_start, list_len, list_valid, buf, stamps), status
 
     # -- Arrow
     def _array(self, col, lv, n, blocks_buf):
@@ -414,7 +420,15 @@ class Decoder:
         return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(off), pa.py_buffer(data)],
                                      null_count=int(nulls.sum()))
 
-    def _table(self, levels, counters, list_start, list_len, list_valid, buf):
+    def _stamp_column(self, col, lv, n, buf):
+        from ._stamps import StampColumn
+
+        _, w4, w8, valid = lv
+        length = w4[col.slot2, :n].astype(np.int64)
+        length[valid[col.vslot, :n] == 0] = -1
+        return StampColumn((buf,), np.zeros(n, np.int32), w8[col.slot, :n].copy(), length)
+
+    def _table(self, levels, counters, list_start, list_len, list_valid, buf, stamps=None):
         n = int(counters[0])
         cols = {}
         for o in self.projection.outputs:
@@ -439,7 +453,11 @@ class Decoder:
             c = self.col_of_output.get(o.name)
             if c is None:
                 continue
-            cols[o.name] = self._array(self.columns[c], levels[0], n, buf)
+            col = self.columns[c]
+            if stamps is not None and o.name.startswith("c:") and col.cls == C_BYTES and col.arrow == pa.binary():
+                stamps[o.name] = self._stamp_column(col, levels[0], n, buf)
+                continue
+            cols[o.name] = self._array(col, levels[0], n, buf)
         if not cols:
             return pa.table({"_": pa.nulls(n)}).drop_columns(["_"])
         return pa.table(cols)

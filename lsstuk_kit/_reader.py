@@ -3,8 +3,11 @@
 :class:`_Reader` turns sources into container units (indexing blocks without decoding them,
 grouping wire messages by schema id), routes non-Avro sources to their format's reader, cuts
 and groups units into parts of whole blocks, and decodes each part with the compiled columnar
-decoder (:mod:`lsstuk_kit._decode`) straight from the file's memory map (or the decompressed
-blocks). A block the decoder rejects is walked again record by record (fastavro's skip readers)
+decoder (:mod:`lsstuk_kit._decode`). When the read keeps cutouts, a part's blocks are read
+(``pread``) into memory the batch owns and the cutouts stay zero-copy slices of it
+(:mod:`lsstuk_kit._stamps`; the pages holding no stamp are released once decoded); otherwise
+it is decoded straight from the file's memory map. Compressed blocks are decompressed into
+such memory. A block the decoder rejects is walked again record by record (fastavro's skip readers)
 to name what is wrong, and its sound records are decoded again, so every bad record is named and
 no good one is lost. :func:`_run` drives the decoding over a thread pool (the compiled decoder
 releases the GIL).
@@ -27,12 +30,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import _container, _decode
+from . import _container, _decode, _stamps
 from ._sources import _AVRO_SUFFIXES, _SURVEYS, MAX_UNCOMPRESSED_BYTES, SourceRef, _gunzip_stream, _identify, _sniff
 from .errors import AlertFormatError, SkippedRecord
 from .schema import load_rubin_schema, unpack_wire, version_from_schema_id
 
 _PART_BYTES = 16 * 2**20
+#: read the blocks with pread even when no cutout is kept (else: decoded straight from the memory map)
+_PREAD_ALWAYS = False
 #: units smaller than this on average are decoded together (their bytes copied into one buffer)
 _MERGE_BYTES_PER_UNIT = 8 * 2**20
 
@@ -96,6 +101,7 @@ class _Unit:
     buf: object = None  # mmap or bytes of the container
     blocks: np.ndarray | None = None  # the blocks to decode (None: all); damaged framing leaves some out
     wire: int | None = None  # the schema id of wire messages (one block per message)
+    fh: object = None  # the open file of a memory-mapped container: its blocks are read from it with pread
 
 
 @dataclass
@@ -267,8 +273,9 @@ class _Reader:
             blocks = np.asarray([k for k in range(len(index.block_count)) if k not in set(damaged)], np.int64)
             if not len(blocks):
                 return None
+        fh = self._open_files[-1] if isinstance(buf, mmap.mmap) and self._open_files else None
         return _Unit(ref=k, schema=index.schema, schema_text=schema_text, survey=survey, version=version,
-                     index=index, records=np.arange(n, dtype=np.int64), buf=buf, blocks=blocks)
+                     index=index, records=np.arange(n, dtype=np.int64), buf=buf, blocks=blocks, fh=fh)
 
     def _wire_units(self, k, ref):
         groups: dict[int, list] = {}
@@ -439,30 +446,41 @@ class _Reader:
                 self.fail_records(f"the reader cannot decode this schema: {exc}", self.refs[u.ref].label,
                                   self._unit_records(u, blocks))
             return []
-        prepared = [(u, self._block_bytes(u, blocks)) for u, blocks in part.units]
+        keeps = any(o.name.startswith("c:") for o in proj.outputs)
+        prepared = [(u, self._block_bytes(u, blocks, keeps)) for u, blocks in part.units]
         sizes = [int((e - st).sum()) for _, (_, st, e, _, _) in prepared]
         # small files (visit files of light alerts) in one call; big ones are worth a call each
         small = len(prepared) > 1 and sum(sizes) <= _MERGE_BYTES_PER_UNIT * len(prepared)
         merged = self._decode_merged(prepared, dec) if small else None
         if merged is not None:
-            tables, refs, recs = merged
+            tables, refs, recs, stamps = merged
         else:
-            tables, refs, recs = [], [], []
-            for u, ready in prepared:
+            tables, refs, recs, stamps = [], [], [], []
+            for i, (u, ready) in enumerate(prepared):
+                prepared[i] = None  # (the unit's bytes live on only in its cutouts)
                 got = self._decode_unit(u, ready, dec)
                 if got is not None:
                     tables.append(got[0])
                     refs.append(np.full(len(got[1]), u.ref, np.int64))
                     recs.append(got[1])
-        tables = [t for t in tables if t.num_rows]
-        if not tables:
+                    stamps.append(got[2])
+        keep = [k for k, t in enumerate(tables) if t.num_rows]
+        if not keep:
             return []
-        return self._map(part, mod, tables, refs, recs)
+        pick = lambda xs: [xs[k] for k in keep]  # noqa: E731
+        return self._map(part, mod, pick(tables), pick(refs), pick(recs), pick(stamps))
 
-    def _map(self, part, mod, tables, refs, recs):
+    def _map(self, part, mod, tables, refs, recs, stamps):
         try:
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             sources, history, objects, cut = mod.to_frames(table, part.version)
+            for k, field in _cutout_fields(mod).items():
+                got = [st.get("c:" + field) for st in stamps]
+                if any(g is not None for g in got):
+                    cut[k] = _stamps.StampColumn.concat(
+                        g if g is not None else _stamps.StampColumn.nulls(t.num_rows) for g, t in zip(got, tables))
+                    if len(cut[k]) != len(sources):  # pragma: no cover - a mapping that drops alerts
+                        raise AssertionError(f"{len(cut[k])} cutouts for {len(sources)} alerts")
             ref_ids = np.concatenate(refs)
             rec_ids = np.concatenate(recs)
             return [(sources, history, objects, cut, ref_ids, rec_ids)]
@@ -471,8 +489,8 @@ class _Reader:
         except Exception as exc:  # noqa: BLE001 - attributed below
             if len(tables) > 1:
                 out = []
-                for t, r, c in zip(tables, refs, recs):
-                    out.extend(self._map(part, mod, [t], [r], [c]))
+                for t, r, c, st in zip(tables, refs, recs, stamps):
+                    out.extend(self._map(part, mod, [t], [r], [c], [st]))
                 return out
             fld = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else None
             self.fail_records(f"the alert does not fit the {part.survey} mapping ({type(exc).__name__}: {exc})",
@@ -484,16 +502,35 @@ class _Reader:
         return np.concatenate([u.records[int(first[b]): int(first[b] + u.index.block_count[b])] for b in blocks]) \
             if len(blocks) else np.zeros(0, np.int64)
 
-    def _block_bytes(self, u, blocks):
-        """``(buf, starts, ends, counts, block ids)`` of the blocks that can be decoded (codec data undone)."""
+    def _block_bytes(self, u, blocks, keeps=True):
+        """``(buf, starts, ends, counts, block ids)`` of the blocks that can be decoded (codec data undone).
+
+        ``keeps``: the read keeps cutouts, which stay slices of these bytes.
+        """
         idx = u.index
         label = self.refs[u.ref].label
+        first = idx.first_record()
+        if idx.codec == "null" and u.fh is not None and len(blocks) and (keeps or _PREAD_ALWAYS):
+            # the blocks' bytes read into memory of the batch's own (cutouts stay slices of it): a file
+            # truncated or rewritten meanwhile gives short or wrong bytes, which the decoder checks,
+            # never a fault of a memory map
+            lo, hi = int(idx.block_start[blocks].min()), int(idx.block_end[blocks].max())
+            buf = _stamps.private_buffer(hi - lo)
+            got = _pread_into(u.fh, buf, lo)
+            ends = idx.block_end[blocks] - _container.SYNC_SIZE - lo
+            short = ends + _container.SYNC_SIZE > got
+            if short.any():
+                for blk in blocks[short]:
+                    self.fail_records(f"block {int(blk)}: the file ends inside it (truncated while being read)",
+                                      label, u.records[int(first[blk]): int(first[blk] + idx.block_count[blk])])
+                blocks = blocks[~short]
+            return (buf, idx.block_data_start[blocks] - lo, idx.block_end[blocks] - _container.SYNC_SIZE - lo,
+                    idx.block_count[blocks], blocks)
         if idx.codec == "null":
             buf = np.frombuffer(u.buf, np.uint8)
             return (buf, idx.block_data_start[blocks], idx.block_end[blocks] - _container.SYNC_SIZE,
                     idx.block_count[blocks], blocks)
         datas, ok = [], []
-        first = idx.first_record()
         for blk in blocks:
             try:
                 datas.append(_container.block_data(u.buf, idx, int(blk), self.limit))
@@ -505,9 +542,11 @@ class _Reader:
                                   u.records[int(first[blk]): int(first[blk] + idx.block_count[blk])])
         lengths = np.asarray([len(d) for d in datas], np.int64)
         ends = np.cumsum(lengths)
-        ok = np.asarray(ok, np.int64)
-        return (np.frombuffer(b"".join(datas), np.uint8) if datas else np.zeros(0, np.uint8), ends - lengths, ends,
-                idx.block_count[ok], ok)
+        ok = np.asarray(ok, np.int64).reshape(-1)
+        buf = _stamps.private_buffer(int(ends[-1]) if len(ends) else 0)
+        for d, e, n in zip(datas, ends, lengths):
+            buf[int(e - n): int(e)] = np.frombuffer(d, np.uint8)
+        return buf, ends - lengths, ends, idx.block_count[ok], ok
 
     def _decode_merged(self, prepared, dec):
         """Small units of one schema in one decoder call, their blocks' bytes copied into one buffer.
@@ -529,9 +568,16 @@ class _Reader:
             owners.append((u, blk))
             offset += hi - lo
         if not pieces:
-            return [], [], []
-        table, status = dec.decode(np.concatenate(pieces), np.concatenate(starts), np.concatenate(ends),
-                                   np.concatenate(counts))
+            return [], [], [], []
+        whole = _stamps.private_buffer(offset)
+        at = 0
+        for p in pieces:
+            whole[at: at + len(p)] = p
+            at += len(p)
+        del pieces
+        stamps = {}
+        table, status = dec.decode(whole, np.concatenate(starts), np.concatenate(ends), np.concatenate(counts),
+                                   stamps=stamps)
         if any(st[1] for st in status):
             return None
         refs = [np.full(int(u.index.block_count[blk].sum()), u.ref, np.int64) for u, blk in owners]
@@ -540,17 +586,19 @@ class _Reader:
         checked, _ = self._check_text(dec, table, rec, None, dry=True)
         if checked is None:
             return None
+        _stamps.trim(whole, stamps.values())
         for u, blk in owners:
             if u.index.codec == "null":
                 _release_pages(u.buf, int(u.index.block_start[blk[0]]), int(u.index.block_end[blk[-1]]))
-        return [table], [np.concatenate(refs)], [rec]
+        return [table], [np.concatenate(refs)], [rec], [stamps]
 
     def _decode_unit(self, u, ready, dec):
         """``(table, record numbers)`` of one unit's blocks; bad records are reported, good ones kept."""
         buf, starts, ends, counts, blocks = ready
         if not len(blocks):
             return None
-        table, status = dec.decode(buf, starts, ends, counts)
+        stamps = {}
+        table, status = dec.decode(buf, starts, ends, counts, stamps=stamps)
         first = u.index.first_record()
         label = self.refs[u.ref].label
         bad = [j for j, st in enumerate(status) if st[1]]
@@ -565,7 +613,8 @@ class _Reader:
                 counts[j] = good
                 ends[j] = starts[j] + end
             keep = counts > 0
-            table, status = dec.decode(buf, starts[keep], ends[keep], counts[keep])
+            stamps = {}
+            table, status = dec.decode(buf, starts[keep], ends[keep], counts[keep], stamps=stamps)
             blocks, counts = blocks[keep], counts[keep]
             for j, st in enumerate(status):
                 if st[1]:  # fastavro walks records the decoder refuses: they are lost from the refused one on
@@ -579,12 +628,13 @@ class _Reader:
             if len(blocks) else np.zeros(0, np.int64)
         if len(rec) != table.num_rows:  # pragma: no cover - a decoder bug, never the input's
             raise AssertionError(f"decoded {table.num_rows} records, expected {len(rec)}")
-        table, rec = self._check_text(dec, table, rec, label)
+        table, rec = self._check_text(dec, table, rec, label, stamps=stamps)
+        _stamps.trim(buf, stamps.values())  # only the cutouts are read from the blocks' bytes from now on
         if u.index.codec == "null" and len(blocks):  # decoded: let the system drop the file's pages
             _release_pages(u.buf, int(u.index.block_start[blocks[0]]), int(u.index.block_end[blocks[-1]]))
-        return table, rec
+        return table, rec, stamps
 
-    def _check_text(self, dec, table, rec, label, dry=False):
+    def _check_text(self, dec, table, rec, label, dry=False, stamps=None):
         """Drop (and report) the records whose strings are not UTF-8 (``dry``: ``(None, None)`` if any)."""
         bad = np.zeros(table.num_rows, bool)
         fields = {}
@@ -606,6 +656,9 @@ class _Reader:
         for r in np.flatnonzero(bad):
             self.fail(f"record does not decode (field {fields[int(r)]} is not UTF-8 text)", label, int(rec[r]),
                       fields[int(r)])
+        if stamps:
+            for k in list(stamps):
+                stamps[k] = stamps[k].filter(~bad)
         return table.filter(pa.array(~bad)), rec[~bad]
 
     def _classify(self, u, data, declared, st, blk, recs, label):
@@ -701,6 +754,24 @@ class _Reader:
         self.tmp.cleanup()
 
 
+def _pread_into(fh, buf, offset):
+    """Read ``len(buf)`` bytes of an open file at ``offset`` into ``buf`` (thread-safe); the number read."""
+    fd = fh.fileno()
+    view = memoryview(buf)
+    got = 0
+    while got < len(buf):
+        if hasattr(os, "preadv"):
+            n = os.preadv(fd, [view[got: got + 2**30]], offset + got)
+        else:  # pragma: no cover - platforms without preadv
+            data = os.pread(fd, min(len(buf) - got, 2**30), offset + got)
+            n = len(data)
+            view[got: got + n] = data
+        if n <= 0:
+            break
+        got += n
+    return got
+
+
 def _release_pages(buf, lo, hi):
     """Tell the system a memory-mapped file's pages in ``[lo, hi)`` are no longer needed.
 
@@ -717,9 +788,19 @@ def _release_pages(buf, lo, hi):
         pass
 
 
+def _cutout_fields(mod):
+    """``{cutout name: Avro field}`` of a survey mapping's ``c:`` outputs."""
+    return getattr(mod, "CUTOUT_FIELDS", None) or getattr(mod, "CUTOUTS", {})
+
+
 def _string_arrays(col):
     """``(string array, rows -> alert rows)`` pairs of a column: itself, or a list's item fields."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(col, pa.ChunkedArray):
+        if not (pa.types.is_string(col.type) or pa.types.is_list(col.type)):
+            return
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # (one chunk: no copy)
+    else:
+        arr = col
     if pa.types.is_string(arr.type):
         yield arr, lambda rows: rows
     elif pa.types.is_list(arr.type) and pa.types.is_struct(arr.type.value_type):

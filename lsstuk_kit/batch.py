@@ -22,7 +22,7 @@ class _Store:
     sources: pd.DataFrame  # one row per alert, positional
     history: pd.DataFrame  # raw history rows with `_alert` (position in sources)
     objects: pd.DataFrame  # raw object rows with `_alert`
-    cutouts: dict  # name -> pyarrow BinaryArray aligned with sources
+    cutouts: dict  # name -> pyarrow BinaryArray, or zero-copy _stamps.StampColumn, aligned with sources
     ref_ids: np.ndarray
     rec_ids: np.ndarray
     refs: list
@@ -123,14 +123,14 @@ class AlertBatch:
             refs.extend(st.refs)
             errors.extend(st.errors)
             offset += len(pos)
-        import pyarrow as pa
+        from ._assemble import concat_cutouts
 
         empty = batches[0]._store
         return cls._from_parts(
             sources=pd.concat(sources, ignore_index=True),
             history=pd.concat(history, ignore_index=True) if history else empty.history.iloc[:0],
             objects=pd.concat(objects, ignore_index=True) if objects else empty.objects.iloc[:0],
-            cutouts={k: pa.concat_arrays(v) for k, v in cutouts.items()},
+            cutouts={k: concat_cutouts(v) for k, v in cutouts.items()},
             ref_ids=np.concatenate(ref_ids), rec_ids=np.concatenate(rec_ids), refs=refs, errors=errors)
 
     # ---------------------------------------------------------------- tables
@@ -345,7 +345,7 @@ class AlertBatch:
         p = self._position(diaSourceId)
         store = self._store
         if store.cutouts:
-            return {k: arr[p].as_py() for k, arr in store.cutouts.items()}
+            return {k: arr.value(p) if hasattr(arr, "value") else arr[p].as_py() for k, arr in store.cutouts.items()}
         ref = store.refs[store.ref_ids[p]]
         _, rec = next(ref.iter_records([store.rec_ids[p]]))
         return {k: _raw_cutout(rec, k) for k in ("science", "template", "difference")}

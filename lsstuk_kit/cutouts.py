@@ -537,6 +537,8 @@ def fast_stack(batch, which="difference"):
     import pyarrow.compute as pc
 
     sub = arr.take(pa.array(batch._pos))
+    if not isinstance(sub, (pa.Array, pa.ChunkedArray)):  # zero-copy stamps (lsstuk_kit._stamps)
+        sub = sub.to_arrow()
     lengths = pc.binary_length(sub).to_numpy()
     if len(lengths) == 0 or not (lengths == lengths[0]).all():
         return None

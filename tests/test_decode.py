@@ -266,3 +266,13 @@ def test_every_truncation_and_every_byte_of_a_real_alert_is_checked(real_alerts)
         else:
             ok += 1
     assert bad > 0 and ok > 0
+
+
+def test_a_writer_schema_fastavro_refuses_is_a_block_error_not_a_crash():
+    """The record walk that names a refused record's fault must not raise fastavro's own schema errors
+    (found by bench_fuzz: a ZTF cutout field made "bytes" with its default null)."""
+    import json
+
+    raw = json.dumps({"type": "record", "name": "a", "fields": [{"name": "x", "type": "bytes", "default": None}]})
+    check = _container.walk_block(b"\x02a", 1, raw.encode())
+    assert check.good == 0 and check.holds is None and "writer schema cannot be used" in check.error

@@ -74,6 +74,8 @@ __all__ = ["REQUIRED", "CUTOUTS", "CORE", "ML_SCORES", "ALERCE_NAMES", "projecti
 REQUIRED = ("diaSourceId", "ra", "dec", "midpointMjdTai")
 CUTOUTS = {"science": "cutoutScience", "difference": "cutoutDifference"}
 _ALL_CUTOUTS = {"science": "cutoutScience", "template": "cutoutTemplate", "difference": "cutoutDifference"}
+#: the cutouts a read takes (``to_frames``' names -> Avro fields)
+CUTOUT_FIELDS = _ALL_CUTOUTS
 CORE = ("diaSourceId", "diaObjectId", "ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr",
         "snr", "reliability", "reliabilitySource")
 JD_TO_MJD = 2400000.5
