@@ -381,12 +381,13 @@ def _gallery(batch, ids, fig, *, difference_only, ncols, stretch, north, cmap, w
         fig = _new_figure((max(width, 4.0), nrows * (panel + 0.4) + 0.5))
     else:
         _reuse(fig)
-    notes = {"rotated": False, "scale": None, "shape": None}
+    notes = {"rotated": False, "scale": None, "shape": None, "units": set()}
     tags = {"science": "S", "template": "T", "difference": "D"}
     if difference_only:
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
         for ax, sid in zip(axes, ids):
             c = batch.cutouts(sid)
+            notes["units"].add(_bunit(c))
             notes["rotated"] |= _draw_stamp(ax, c["difference"], c.wcs, north, stretch, cmap)
             notes["scale"] = notes["scale"] or _stamp_scale_arcsec(c)
             notes["shape"] = notes["shape"] or (None if c["difference"] is None else c["difference"].shape)
@@ -397,6 +398,7 @@ def _gallery(batch, ids, fig, *, difference_only, ncols, stretch, north, cmap, w
         subfigs = np.atleast_1d(fig.subfigures(nrows, ncols, squeeze=False)).ravel()
         for sf, sid in zip(subfigs, ids):
             c = batch.cutouts(sid)
+            notes["units"].add(_bunit(c))
             axes = sf.subplots(1, 3)
             for ax, name in zip(axes, STAMPS):
                 notes["rotated"] |= _draw_stamp(ax, c[name], c.wcs, north, stretch, cmap, tags[name])
@@ -414,12 +416,19 @@ def _gallery(batch, ids, fig, *, difference_only, ncols, stretch, north, cmap, w
             size += f" ({nx * notes['scale']:.1f}\" x {ny * notes['scale']:.1f}\")"
         caption.append(size)
     caption.append("north up, east left" if notes["rotated"] else "pixel grid")
-    caption.append(f"{stretch} stretch, nJy")
+    units = sorted(u for u in notes["units"] if u)  # the stamps' own BUNIT: nJy for Rubin, DN for ZTF
+    caption.append(f"{stretch} stretch, {' / '.join(units) or 'unknown units'}")
     import textwrap
 
     width_chars = max(30, int(fig.get_figwidth() * 15))
     fig.suptitle(f"{title}\n" + textwrap.fill("; ".join(caption), width_chars), fontsize=8)
     return fig
+
+
+def _bunit(c) -> str:
+    """The pixel unit of an alert's stamps, from the difference stamp's FITS header (``BUNIT``)."""
+    headers = getattr(c, "headers", None) or {}
+    return str((headers.get("difference") or {}).get("BUNIT", "") or "")
 
 
 def plot_cutout_gallery(batch, ids=None, n=12, difference_only=False, fig=None, *, ncols=None, sort_by=None,
@@ -556,15 +565,18 @@ def colour_pairs(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1):
     -------
     pandas.DataFrame
         ``midpointMjdTai`` (mean of the pair), ``colour`` (mag, ``bands[0] - bands[1]``),
-        ``colourErr`` (mag), ``dt_days`` and both ``diaSourceId``s.
+        ``colourErr`` (mag), ``dt_days`` and both ``diaSourceId`` values.
 
     Examples
     --------
     >>> import lsstuk_kit as lk
     >>> from lsstuk_kit.views import colour_pairs
-    >>> pairs = colour_pairs(lk.load_sample(), 1000000000000918, bands=("r", "i"))
+    >>> batch = lk.load_sample()
+    >>> pairs = colour_pairs(batch, 1000000000000224)  # g - r pairs: one on the alert night, one earlier
     >>> len(pairs), bool((pairs["dt_days"].abs() <= 0.1).all())
     (2, True)
+    >>> len(colour_pairs(batch, 1000000000000224, bands=("r", "i")))  # an r - i pair in its history
+    1
     """
     b1, b2 = (str(b) for b in bands)
     det = _detections(batch, diaObjectId)
@@ -621,9 +633,9 @@ def plot_colour_curve(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1, ax=
     --------
     >>> import lsstuk_kit as lk
     >>> from lsstuk_kit.views import plot_colour_curve
-    >>> ax = plot_colour_curve(lk.load_sample(), 1000000000000918, bands=("r", "i"))
+    >>> ax = plot_colour_curve(lk.load_sample(), 1000000000000224)  # g - r, the sample's alert night included
     >>> ax.get_ylabel()
-    'r - i (mag)'
+    'g - r (mag)'
     """
     b1, b2 = (str(b) for b in bands)
     pairs = colour_pairs(batch, diaObjectId, bands, max_dt_days)

@@ -32,7 +32,7 @@ REAL_COUNTS = {
 
 
 def _sample_alerts():
-    """Alerts in the sample night, from its file index (352 at the time of writing)."""
+    """Alerts in the sample night, from its file index (679 at the time of writing)."""
     import pandas as pd
 
     return int(pd.read_csv(lk.sample_path() / "alerts" / "index.csv")["n_alerts"].sum())

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import types
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -276,10 +277,14 @@ def test_colour_curve_axes(batch):
     assert "9" in ax.get_title() and "0.6 d" in ax.get_title()
     assert len(ax.containers) == 1 and len(ax.containers[0].lines[0].get_xdata()) == 2
     _close(ax.figure)
-    ax = plot_colour_curve(batch, 1000000000000918, bands=("r", "i"), ax=Figure().subplots())
-    assert len(ax.containers[0].lines[0].get_xdata()) == 2
-    empty = plot_colour_curve(batch, 1000000000000918, bands=("g", "r"), ax=Figure().subplots())
-    assert "no g/r detection pairs" in empty.texts[0].get_text() and _has_unit(empty.get_xlabel())
+    # a sample supernova: two g/r pairs (one on the alert night, one earlier), one r/i pair in its history,
+    # no u/g pair
+    ax = plot_colour_curve(batch, 1000000000000224, ax=Figure().subplots())
+    assert ax.get_ylabel() == "g - r (mag)" and len(ax.containers[0].lines[0].get_xdata()) == 2
+    ax = plot_colour_curve(batch, 1000000000000224, bands=("r", "i"), ax=Figure().subplots())
+    assert len(ax.containers[0].lines[0].get_xdata()) == 1
+    empty = plot_colour_curve(batch, 1000000000000224, bands=("u", "g"), ax=Figure().subplots())
+    assert "no u/g detection pairs" in empty.texts[0].get_text() and _has_unit(empty.get_xlabel())
 
 
 # --------------------------------------------------------------------------- night
@@ -294,7 +299,7 @@ def test_night_panels_labels_legend(batch):
         assert "alerts" in ax.get_ylabel()
     assert bands.get_xlabel() == "band" and _has_unit(bands.get_ylabel())
     assert snr.get_xscale() == "log"
-    assert [t.get_text() for t in bands.get_xticklabels()] == ["r", "i", "z"]  # wavelength order
+    assert [t.get_text() for t in bands.get_xticklabels()] == ["g", "r", "i"]  # wavelength order
     assert sum(p.get_height() for p in bands.patches) == len(batch.sources)
     tops = {}  # stacked bars: the top of each hour's stack is the number of alerts in that hour
     for p in hours.patches:
@@ -302,10 +307,10 @@ def test_night_panels_labels_legend(batch):
     assert sum(tops.values()) == len(batch.sources)
     renderer = _draw(fig)
     (legend,) = fig.legends
-    assert [t.get_text() for t in legend.get_texts()] == ["r", "i", "z"]
+    assert [t.get_text() for t in legend.get_texts()] == ["g", "r", "i"]
     box = legend.get_window_extent(renderer)
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
-    assert "2026-02-28" in fig._suptitle.get_text() and "352 alerts" in fig._suptitle.get_text()
+    assert "2026-02-28" in fig._suptitle.get_text() and "679 alerts" in fig._suptitle.get_text()
 
 
 def test_night_zoom_sky(batch):
@@ -358,3 +363,16 @@ def test_image_night(batch, tmp_path, default_style):
 def test_image_cutout_gallery(batch, tmp_path, default_style):
     fig = plot_cutout_gallery(batch, ids=batch.sources.index[:4], fig=Figure(figsize=(8, 4.2), dpi=72))
     _check_image(fig, "cutout_gallery", tmp_path)
+
+
+def test_gallery_caption_takes_the_stamps_own_unit():
+    """Rubin stamps are in nJy, ZTF's in counts (DN): the caption says what the stamps' headers say."""
+    import lsstuk_kit as lk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one Fink file's history ids stored as lossy doubles: reported, not used here
+        real = lk.read_alerts(lk.real_alerts_path(), columns=["survey"])
+    for survey, unit, other in (("ztf", "DN", "nJy"), ("lsst", "nJy", "DN")):
+        ids = list(real.sources.index[(real.sources["survey"] == survey).to_numpy()][:2])
+        caption = " ".join(lk.plot_cutout_gallery(real, ids=ids, difference_only=True)._suptitle.get_text().split())
+        assert caption.endswith(f"stretch, {unit}") and other not in caption, caption

@@ -210,7 +210,7 @@ def test_errors_in_a_later_partition(tmp_path):
     errors = lenient.errors.compute()
     assert len(errors) > 0 and set(errors["file"].map(lambda f: f.split("/")[-1])) == {bad.name}
     n_sample = int(pd.read_csv(lk.sample_path() / "alerts" / "index.csv")["n_alerts"].sum())
-    assert len(lenient.sources.compute()) + len(errors) >= n_sample - 50  # good records kept (352 in the sample)
+    assert len(lenient.sources.compute()) + len(errors) >= n_sample - 50  # good records kept (679 in the sample)
 
 
 def test_bad_input():

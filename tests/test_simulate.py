@@ -63,6 +63,24 @@ def test_cadence_pairs_depths_and_revisits():
     assert np.corrcoef(exp["seeing"], exp["m5"].to_numpy() - depth)[0, 1] < -0.3
 
 
+def test_night_bands_set_a_nights_band_sequence():
+    """``night_bands`` sets the bands (and visit count) of chosen nights; the other nights are unchanged."""
+    base = make_cadence(12, seed=4, fields=[1201, 15, 237], revisit_nights=2)
+    exp = make_cadence(12, seed=4, fields=[1201, 15, 237], revisit_nights=2, night_bands={-1: ["gr", "ri"]})
+    last = exp[exp["night"] == 11].sort_values("mjd", kind="stable")
+    seqs = last.groupby("fieldId")["band"].agg(lambda b: "".join(b.astype(str))).to_dict()
+    assert seqs == {15: "gr", 237: "ri", 1201: "gr"}  # dealt in turn, in order of field id
+    cols = ["mjd", "band", "fieldId", "seeing", "rotation"]
+    pd.testing.assert_frame_equal(exp.loc[exp["night"] < 11, cols].reset_index(drop=True),
+                                  base.loc[base["night"] < 11, cols].reset_index(drop=True))
+    pd.testing.assert_frame_equal(base, make_cadence(12, seed=4, fields=[1201, 15, 237], revisit_nights=2))
+    # the same-night pairs in two bands give colours: both visits within 150 minutes
+    assert (last.groupby("fieldId")["mjd"].agg(np.ptp) * 1440 <= PAIR_GAP_MIN[1] + 1e-6).all()
+    for bad in ({12: "gr"}, {-1: "grgr"}, {-1: "gx"}, {-1: []}):
+        with pytest.raises(ValueError, match="night_bands"):
+            make_cadence(12, seed=4, fields=[15], night_bands=bad)
+
+
 def test_stellar_density_rises_toward_the_plane():
     d = stellar_density(np.array([266.4, 192.86]), np.array([-28.9, 27.1]))  # Galactic centre, north pole
     assert d[0] > 20 * d[1]

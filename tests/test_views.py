@@ -60,7 +60,12 @@ def test_shape_measures_separate_real_from_bogus(batch, truth):
     dip = (t["bogusType"] == "dipole").to_numpy()
     assert m.loc[real, "peakOffset"].median() <= 1.0
     assert m.loc[dip, "negFraction"].median() > m.loc[real, "negFraction"].median() + 0.2
-    assert m.loc[real, "psfChi2"].median() < m.loc[~real, "psfChi2"].median()
+    # PSF-likeness: artefacts not shaped like the PSF (sharp cosmic rays and hot pixels, columns, bright-star
+    # haloes) fit it far worse than real sources, and more bogus than real fit badly; noise fluctuations and
+    # star residuals are PSF-shaped by construction, so the medians over all bogus and all real are close
+    shaped = t["bogusType"].isin(["cosmic_ray", "hot_pixel", "bad_column", "bright_star"]).to_numpy()
+    assert m.loc[shaped, "psfChi2"].median() > 5 * m.loc[real, "psfChi2"].median()
+    assert (m.loc[~real, "psfChi2"] > 3).mean() > (m.loc[real, "psfChi2"] > 3).mean()
     # the measured FWHM of bright real sources is the visit's seeing (0.2 arcsec pixels), as the same
     # measure gives on Gaussians of that seeing and S/N (second moments within 5 px: below the true FWHM
     # for the wide PSFs of ~1.2 arcsec seeing)
@@ -163,8 +168,8 @@ def test_browser_state_changes_headless(batch):
     assert (br.filtered["reliability"] >= 0.8).all()
     br.mag.value = (19.0, 21.0)
     assert br.filtered["mag"].between(19, 21).all()
-    br.bands.value = ("z",)
-    assert set(br.filtered["band"]) == {"z"}
+    br.bands.value = ("g",)
+    assert set(br.filtered["band"]) == {"g"}
     br.cls.value = "variable star"
     assert (br.filtered["class"] == "variable star").all()
     assert f"<b>{len(br.filtered)}</b>" in br.count.value

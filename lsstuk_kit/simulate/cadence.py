@@ -11,6 +11,11 @@ visits a night (:data:`VISITS_PER_NIGHT`), separated by 3-150 minutes (log-unifo
 and the gaps between nights have a tail of interruptions of 4-14 nights
 (:data:`LONG_GAP_CHANCE`); seeing has a median of 1.15 arcsec. Depths are LSST
 single-visit 5-sigma limits, degraded by seeing worse than 0.7 arcsec.
+
+Bands are drawn per visit from :data:`BAND_FRACTION` (a field's later visits keep the first
+visit's band half the time). ``night_bands`` of :func:`make_cadence` instead sets the band
+sequence of chosen nights, as Rubin's baseline does when it takes a field's same-night visits
+in two filters (g then r, r then i) so that a colour can be measured from near-simultaneous pairs.
 """
 
 from __future__ import annotations
@@ -83,8 +88,27 @@ def survey_fields(dec_max=5.0) -> pd.DataFrame:
     return pd.DataFrame({"fieldId": np.arange(keep.sum()), "ra": ra[keep], "dec": dec[keep]})
 
 
+def _night_band_plan(night_bands, nights):
+    """``{night: list of band sequences}`` with night indices made non-negative, checked."""
+    plan = {}
+    for key, seqs in (night_bands or {}).items():
+        n = int(key)
+        night = n + nights if n < 0 else n
+        if not 0 <= night < nights:
+            raise ValueError(f"night_bands: night {key} is outside the {nights} nights")
+        seqs = [seqs] if isinstance(seqs, str) else list(seqs)
+        if not seqs:
+            raise ValueError(f"night_bands: night {key} has no band sequence")
+        for seq in seqs:
+            if not 1 <= len(seq) <= len(VISITS_PER_NIGHT) or set(seq) - set(DEPTH):
+                raise ValueError(f"night_bands: {seq!r} is not 1 to {len(VISITS_PER_NIGHT)} bands of "
+                                 f"{''.join(DEPTH)}")
+        plan[night] = ["".join(x) for x in seqs]
+    return plan
+
+
 def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per_night=None,
-                 revisit_nights=3) -> pd.DataFrame:
+                 revisit_nights=3, night_bands=None) -> pd.DataFrame:
     """Pointings of an LSST-like survey.
 
     Parameters
@@ -103,6 +127,15 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
     revisit_nights : int
         A field is observed on about one night in this many (plus interruptions, see
         :data:`LONG_GAP_CHANCE`). With ``fields``, the last night observes every field.
+    night_bands : dict, optional
+        Band sequence of chosen nights, ``{night: bands}``: the night's index (negative
+        counts from the end, ``-1`` is the last night) and either one sequence of bands
+        (a string, ``"gr"``: each field observed that night gets a g visit, then an r visit)
+        or a list of such strings dealt to the night's fields in turn, in order of field id
+        (``["gr", "ri"]``). A sequence has 1 to 3 bands, so it also sets the number of
+        visits; the times of the visits are drawn as on other nights. Rubin's baseline
+        takes a field's same-night visits in two filters like this, for colours. Other
+        nights, and every night by default, draw bands from :data:`BAND_FRACTION`.
 
     Returns
     -------
@@ -111,7 +144,16 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
         ``band``, ``fieldId``, ``ra``, ``dec`` (field centre), ``seeing``
         (arcsec FWHM), ``m5`` (5-sigma depth), ``skySigma`` (nJy per pixel),
         ``rotation`` (deg), ``night``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.simulate.cadence import make_cadence
+    >>> exp = make_cadence(3, seed=1, fields=[15, 237], night_bands={-1: "gr"})
+    >>> last = exp[exp["night"] == 2]
+    >>> last.groupby("fieldId")["band"].agg(lambda b: "".join(b.astype(str))).to_dict()
+    {15: 'gr', 237: 'gr'}
     """
+    plan = _night_band_plan(night_bands, nights)
     rng = np.random.default_rng(seed)
     allf = survey_fields()
     if fields is not None:
@@ -149,10 +191,18 @@ def make_cadence(nights=1, *, seed=0, start_mjd=61100.0, fields=None, visits_per
         gaps = gaps / 1440.0 / np.arange(1, len(VISITS_PER_NIGHT))[None, :]  # a third visit splits the span
         times = t_first[:, None] + np.concatenate([np.zeros((m, 1)), np.cumsum(gaps, axis=1)], axis=1)
         band1 = rng.choice(list(BAND_FRACTION), m, p=list(BAND_FRACTION.values()))
+        seq = None
+        if night in plan:  # the night's band sequence: one visit per band, fields in turn (by field id)
+            deal = np.argsort(np.argsort(chosen["fieldId"].to_numpy(), kind="stable"), kind="stable")
+            seq = [plan[night][j % len(plan[night])] for j in deal]
+            n_vis = np.array([len(x) for x in seq])
+            n_vis = np.where(np.cumsum(n_vis) <= 2 * cap, n_vis, 0)
         for k in range(len(VISITS_PER_NIGHT)):
             on = n_vis > k
             same = rng.random(m) < 0.5
             b = np.where(same | (k == 0), band1, rng.choice(list(BAND_FRACTION), m, p=list(BAND_FRACTION.values())))
+            if seq is not None:
+                b = np.array([x[min(k, len(x) - 1)] for x in seq])  # (visits past a sequence's end are off)
             seeing = np.clip(rng.lognormal(np.log(SEEING_MEDIAN), 0.2, m), 0.6, 2.5)
             m5 = np.array([DEPTH[x] for x in b]) - SEEING_DEPTH_SLOPE * np.log10(np.maximum(seeing, 0.7) / 0.7) \
                 + rng.normal(0, 0.15, m)

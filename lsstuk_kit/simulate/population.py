@@ -20,7 +20,7 @@ Classes (``cls``) and subtypes:
 - ``SSO`` ``asteroid``: made per visit by the survey simulation (not here).
 
 Stars (``VS``, ``Flare``, ``CV``) are denser toward the galactic plane:
-density x (1 + 30 exp(-|b| / 8 deg)).
+density x (1 + 30 exp(-``|b|`` / 8 deg)).
 
 Fluxes are nJy. The difference flux is the flux minus that in the template
 (the mean for variables, the host alone for transients).
@@ -90,7 +90,7 @@ def _cosmo(z, what):
 
 
 def stellar_density(ra, dec):
-    """Relative stellar density at (ra, dec): 1 + 30 exp(-|b| / 8 deg)."""
+    """Relative stellar density at (ra, dec): 1 + 30 exp(-``|b|`` / 8 deg)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 

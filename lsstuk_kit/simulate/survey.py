@@ -105,7 +105,7 @@ def _radec_to_xy(ra, dec, ra0, dec0):
 
 def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1.0,
                     bogus_fraction=0.15, visits_per_night=None, revisit_nights=3, asteroids_per_visit=3.0,
-                    progress=False) -> SurveyTables:
+                    night_bands=None, progress=False) -> SurveyTables:
     """Simulate ``nights`` of an LSST-like survey.
 
     Parameters
@@ -128,6 +128,10 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
         Mean gap between nights a field is observed.
     asteroids_per_visit : float
         Mean number of detectable asteroids per visit near the ecliptic (a tenth elsewhere).
+    night_bands : dict, optional
+        Band sequence of chosen nights, e.g. ``{-1: "gr"}``: every field observed on the last
+        night gets a g visit then an r visit, for colours from same-night pairs (see
+        :func:`~lsstuk_kit.simulate.cadence.make_cadence`). Default: bands drawn at random.
     progress : bool
         Show a progress bar over the stages (cadence, light curves, bogus, association, forced photometry).
 
@@ -148,7 +152,7 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
 
     rng = np.random.default_rng(seed)
     exp = make_cadence(nights, seed=seed, start_mjd=start_mjd, fields=fields,
-                       visits_per_night=visits_per_night, revisit_nights=revisit_nights)
+                       visits_per_night=visits_per_night, revisit_nights=revisit_nights, night_bands=night_bands)
     flds = exp.groupby("fieldId")[["ra", "dec"]].first().reset_index()
     flds["density"] = stellar_density(flds["ra"].to_numpy(), flds["dec"].to_numpy())
     flds["assocRadius"] = association_radius(flds["density"].to_numpy())
@@ -200,13 +204,14 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     det.insert(0, "detId", (np.int64(start_mjd) * 10**9 + np.arange(n)).astype(np.int64))
     # Rubin's snr is the significance of the detection footprint: always positive; a dipole's net
     # psfFlux can be near zero or of either sign
-    det["snr"] = np.where(det["detSnr"].notna(), det["detSnr"], np.abs(det["psfFlux"] / det["psfFluxErr"]))
+    det["snr"] = np.where(det["detSnr"].notna(), det["detSnr"],
+                          np.abs(det["psfFlux"] / det["psfFluxErr"])).astype(float)
     det = det.drop(columns=["detSnr"])
     fc = flds.set_index("fieldId").loc[det["fieldId"].to_numpy()]
     det["x"], det["y"] = _radec_to_xy(det["ra"].to_numpy(), det["dec"].to_numpy(),
                                       fc["ra"].to_numpy(), fc["dec"].to_numpy())
     real = det["bogusType"].to_numpy() == ""
-    snr = det["snr"].to_numpy()
+    snr = det["snr"].to_numpy(float)
     a, b, sd = RELIABILITY_REAL
     mb, sb = RELIABILITY_BOGUS
     z = np.where(real, a + b * np.log(np.maximum(snr, 5.0) / 5.0) + sd * rng.standard_normal(n),
