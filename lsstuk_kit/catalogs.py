@@ -132,6 +132,15 @@ def bright_star_veto(alerts, mag_limit=8.0, radius=bright_star_radius, stars=Non
     DataFrame
         Per alert: ``vetoed``, and for vetoed ones the star (``HIP``), its ``Hpmag``,
         ``sep_arcsec`` and ``radius_arcsec`` (the brightest star if several).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import bright_star_veto, load_hipparcos
+    >>> sirius = load_hipparcos().query("HIP == 32349").iloc[0]
+    >>> alerts = pd.DataFrame({"ra": [sirius["ra"], sirius["ra"] + 1.0], "dec": [sirius["dec"]] * 2})
+    >>> bright_star_veto(alerts, mag_limit=8.0)["vetoed"].tolist()
+    [True, False]
     """
     df, ra, dec = _positions(alerts)
     st = load_hipparcos(mag_limit) if stars is None else stars[stars["Hpmag"] <= mag_limit].reset_index(drop=True)
@@ -178,6 +187,13 @@ def load_openngc(types=("G", "GPair", "GTrpl", "GGroup")) -> pd.DataFrame:
 
     ``majax``/``minax`` are the diameters in arcmin and ``pa`` the position angle
     (deg, north through east); ``a_arcsec``/``b_arcsec`` are the semi-axes.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.catalogs import load_openngc
+    >>> ngc = load_openngc()
+    >>> len(ngc) > 10000, {"ra", "dec", "a_arcsec", "b_arcsec", "pa"} <= set(ngc.columns)
+    (True, True)
     """
     df = _openngc()
     if types is not None:
@@ -229,6 +245,14 @@ def elliptical_distance(ra, dec, gal_ra, gal_dec, a_arcsec, b_arcsec, pa_deg):
 
     The offset is projected on the galaxy's axes (``pa`` from north through
     east) and scaled by the semi-axes: sqrt((x / a)**2 + (y / b)**2).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.catalogs import elliptical_distance, galaxy
+    >>> g = galaxy("NGC 300")
+    >>> centre = elliptical_distance(g["ra"], g["dec"], g["ra"], g["dec"], g["a_arcsec"], g["b_arcsec"], g["pa"])
+    >>> float(centre)
+    0.0
     """
     ra, dec, gal_ra, gal_dec = (np.asarray(v, float) for v in (ra, dec, gal_ra, gal_dec))
     d_east = ((ra - gal_ra + 180) % 360 - 180) * np.cos(np.radians(gal_dec)) * 3600.0
@@ -271,6 +295,15 @@ def associate_hosts(alerts, galaxies, max_distance=3.0, id_col="name") -> pd.Dat
     -------
     DataFrame
         Per alert: ``host`` (the galaxy's ``id_col``), ``host_index``, ``ellipse_distance``, ``sep_arcsec``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.catalogs import associate_hosts, galaxy, load_openngc
+    >>> g = galaxy("NGC 300")
+    >>> alerts = pd.DataFrame({"ra": [g["ra"], g["ra"] + 5.0], "dec": [g["dec"], g["dec"]]})
+    >>> associate_hosts(alerts, load_openngc())["host"].tolist()
+    ['NGC0300', None]
     """
     df, ra, dec = _positions(alerts)
     g = galaxies.reset_index(drop=True)
@@ -440,6 +473,17 @@ def pairs_at_epoch(ra, dec, mjd, cat, radius_arcsec):
     -------
     i, j : ndarray of int
     sep : ndarray of float (arcsec), ordered by alert then separation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.catalogs import load_hipparcos, pairs_at_epoch
+    >>> stars = load_hipparcos(3.0)                      # stars brighter than Hp = 3
+    >>> sirius = stars.query("HIP == 32349").iloc[0]
+    >>> i, j, sep = pairs_at_epoch(np.array([sirius["ra"]]), np.array([sirius["dec"]]), np.array([61000.0]),
+    ...                            stars, 60.0)
+    >>> int(stars.iloc[j[0]]["HIP"]), bool(sep[0] > 30)  # Sirius has moved ~46 arcsec since 1991.25
+    (32349, True)
     """
     ra, dec = np.asarray(ra, float), np.asarray(dec, float)
     r = np.broadcast_to(np.asarray(radius_arcsec, float), (len(cat),))

@@ -246,6 +246,16 @@ def catalogs_from_simulation(population: pd.DataFrame, hosts: pd.DataFrame, cv_c
     -------
     dict of DataFrame
         ``stars``, ``galaxies``, ``cvs``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.context import catalogs_from_simulation
+    >>> pop = pd.read_parquet(lk.sample_path() / "population.parquet")
+    >>> hosts = pd.read_parquet(lk.sample_path() / "hosts.parquet")
+    >>> sorted(catalogs_from_simulation(pop, hosts))
+    ['cvs', 'galaxies', 'stars']
     """
     rng = np.random.default_rng(seed)
     cls = population["cls"].astype(str)
@@ -272,6 +282,17 @@ def context_accuracy(context: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame
 
     ``truth`` is indexed like ``context`` with a ``cls`` column (e.g. from
     :func:`lsstuk_kit.simulate.load_truth`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.context import catalogs_from_simulation, classify_context, context_accuracy
+    >>> pop = pd.read_parquet(lk.sample_path() / "population.parquet")
+    >>> hosts = pd.read_parquet(lk.sample_path() / "hosts.parquet")
+    >>> context = classify_context(lk.load_sample(), **catalogs_from_simulation(pop, hosts))
+    >>> context_accuracy(context, lk.load_sample_truth()).columns.tolist()
+    ['expected', 'alerts', 'correct', 'accuracy', 'most_common_error']
     """
     t = truth.loc[context.index, "cls"].astype(str)
     rows = []
@@ -379,6 +400,14 @@ class ContextScore:
         Over all scored alerts.
     n, n_objects, n_excluded : int
         Scored alerts, their objects, and alerts without a reference class.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.context import score_context
+    >>> s = score_context(pd.Series(["supernova", "orphan"]), pd.Series(["supernova", "supernova"]))
+    >>> type(s).__name__, s.n, round(s.accuracy, 2)
+    ('ContextScore', 2, 0.5)
     """
 
     def __init__(self, per_class, confusion, accuracy, interval, n, n_objects, n_excluded):

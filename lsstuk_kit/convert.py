@@ -16,25 +16,26 @@ scale). Copy one and edit it for your own survey::
     m = mapping_table("atlas")
     m.to_csv("my_survey_mapping.csv", index=False)
 
-=================  ======================  ==================  =====  ==================
-table              ATLAS-like column       Pan-STARRS-like     scale  Rubin field
-=================  ======================  ==================  =====  ==================
-detections         det_id                  diffDetId                  diaSourceId
-detections         atlas_object_id         objID                      diaObjectId
-detections         expname                 diffImageId                visit
-detections         mjd                     obsTime                    midpointMjdTai
-detections         filter                  filter                     band
-detections         ra, dec                 ra, dec                    ra, dec
-detections         uJy / duJy              psfFlux / psfFluxErr       psfFlux / psfFluxErr
-                                                               (ATLAS uJy x 1e3, PS Jy x 1e9 -> nJy)
-detections         snr                     psfSNR                     snr
-detections         x, y                    xPos, yPos                 x, y
-detections         rb_pix                  rbScore                    reliability
-detections         dipole                  dipoleFlag                 isDipole
-forced             fp_id ...               forcedDiffId ...           diaForcedSourceId ...
-objects            ra_avg, dec_avg         raMean, decMean            ra, dec
-exposures          mag5sig, fwhm           limitingMag, fwhm          m5, seeing
-=================  ======================  ==================  =====  ==================
+==========  =================  ====================  =====  =====================
+table       ATLAS-like column  Pan-STARRS-like       scale  Rubin field
+==========  =================  ====================  =====  =====================
+detections  det_id             diffDetId                    diaSourceId
+detections  atlas_object_id    objID                        diaObjectId
+detections  expname            diffImageId                  visit
+detections  mjd                obsTime                      midpointMjdTai
+detections  filter             filter                       band
+detections  ra, dec            ra, dec                      ra, dec
+detections  uJy / duJy         psfFlux / psfFluxErr  (1)    psfFlux / psfFluxErr
+detections  snr                psfSNR                       snr
+detections  x, y               xPos, yPos                   x, y
+detections  rb_pix             rbScore                      reliability
+detections  dipole             dipoleFlag                   isDipole
+forced      fp_id ...          forcedDiffId ...             diaForcedSourceId ...
+objects     ra_avg, dec_avg    raMean, decMean              ra, dec
+exposures   mag5sig, fwhm      limitingMag, fwhm            m5, seeing
+==========  =================  ====================  =====  =====================
+
+(1) to nJy: ATLAS uJy x 1e3, Pan-STARRS Jy x 1e9.
 """
 
 from __future__ import annotations

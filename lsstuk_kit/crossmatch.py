@@ -130,6 +130,13 @@ def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec):
     -------
     i, j : ndarray of int
     sep : ndarray of float (arcsec)
+
+    Examples
+    --------
+    >>> from lsstuk_kit.crossmatch import pairs_within
+    >>> i, j, sep = pairs_within([10.0], [0.0], [10.0, 10.001, 11.0], [0.0, 0.0, 0.0], 5.0)
+    >>> i.tolist(), j.tolist(), sep.round(1).tolist()
+    ([0, 0], [0, 1], [0.0, 3.6])
     """
     from scipy.spatial import cKDTree
 
@@ -154,6 +161,13 @@ def nearest_within(ra1, dec1, ra2, dec2, radius_arcsec, workers=-1):
         Index into the second set, -1 where none lies within the radius.
     sep : ndarray of float
         Separation in arcsec (NaN where none).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.crossmatch import nearest_within
+    >>> idx, sep = nearest_within([10.0, 50.0], [0.0, 0.0], [10.0, 10.001], [0.0, 0.0], 5.0)
+    >>> idx.tolist(), sep.round(2).tolist()
+    ([0, -1], [0.0, nan])
     """
     n = len(ra1)
     if n == 0 or len(ra2) == 0:
@@ -169,7 +183,19 @@ def nearest_within(ra1, dec1, ra2, dec2, radius_arcsec, workers=-1):
 
 @dask_aware
 def cone_mask(batch, ra, dec, radius):
-    """Boolean mask of alerts within ``radius`` of (ra, dec)."""
+    """Boolean mask of alerts within ``radius`` of (ra, dec).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.crossmatch import cone_mask
+    >>> batch = load_sample()
+    >>> first = batch.sources.iloc[0]
+    >>> mask = cone_mask(batch, first["ra"] * u.deg, first["dec"] * u.deg, 1 * u.arcsec)
+    >>> bool(mask.iloc[0]), len(mask) == len(batch)
+    (True, True)
+    """
     s = batch.sources
     sep = angular_separation(s["ra"].to_numpy(), s["dec"].to_numpy(), _deg(ra), _deg(dec))
     return pd.Series(sep <= _arcsec(radius), index=s.index, name="cone")
@@ -247,6 +273,13 @@ def read_watchlist(source) -> pd.DataFrame:
     """A watchlist from a CSV file or DataFrame: columns ``name``, ``ra``, ``dec`` and optional ``radius`` (arcsec).
 
     Column names are matched case-insensitively; ``RA``/``Dec``/``RAJ2000`` etc. are accepted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.crossmatch import read_watchlist
+    >>> read_watchlist(pd.DataFrame({"Name": ["SN 2026a"], "RA": [150.0], "Dec": [2.2]})).columns.tolist()
+    ['name', 'ra', 'dec']
     """
     df = pd.read_csv(source) if isinstance(source, (str, Path)) else pd.DataFrame(source).copy()
     lower = {c.lower(): c for c in df.columns}
@@ -288,6 +321,18 @@ def match_watchlist(batch, watchlist, radius=2.0, *, nearest=False):
         One row per (alert, target) hit, many-to-many: ``diaSourceId`` (index),
         ``diaObjectId``, ``name``, ``sep_arcsec``, ``radius_arcsec`` and the
         target's other columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.crossmatch import match_watchlist
+    >>> batch = load_sample()
+    >>> first = batch.sources.iloc[0]
+    >>> mine = pd.DataFrame({"name": ["mine"], "ra": [first["ra"]], "dec": [first["dec"]], "radius": [1.0]})
+    >>> hits = match_watchlist(batch, mine)
+    >>> bool((hits["diaObjectId"] == first["diaObjectId"]).all()), bool((hits["sep_arcsec"] <= 1.0).all())
+    (True, True)
     """
     wl = read_watchlist(watchlist)
     default = float(_arcsec(radius))

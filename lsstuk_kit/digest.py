@@ -46,7 +46,16 @@ window.addEventListener('load', function () {
 
 
 def interesting(batch, min_reliability=0.5, min_snr=5.0, max_alerts=50):
-    """The default selection: reliable, significant alerts, most significant first."""
+    """The default selection: reliable, significant alerts, most significant first.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.digest import interesting
+    >>> top = interesting(load_sample(), max_alerts=5)
+    >>> len(top), bool(top.sources["snr"].abs().is_monotonic_decreasing)
+    (5, True)
+    """
     from . import filters as F
 
     sub = batch.filter(F.quality(batch, min_reliability=min_reliability), F.observable(batch, min_snr=min_snr))

@@ -24,6 +24,15 @@ class AlertFormatError(ValueError):
         Index of the record in that source.
     field : str, optional
         The field at fault, e.g. ``"diaSource.ra"``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import AlertFormatError
+    >>> err = AlertFormatError("not a number", file="night.avro", record=3, field="diaSource.ra")
+    >>> str(err)
+    "file night.avro, record 3, field 'diaSource.ra': not a number"
+    >>> isinstance(err, ValueError), err.record
+    (True, 3)
     """
 
     def __init__(self, reason, file=None, record=None, field=None):
@@ -46,7 +55,15 @@ class AlertFormatError(ValueError):
 
 @dataclass(frozen=True)
 class SkippedRecord:
-    """One record left out by ``read_alerts(..., errors="skip")``, and why."""
+    """One record left out by ``read_alerts(..., errors="skip")``, and why.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import SkippedRecord
+    >>> skipped = SkippedRecord("night.avro", 3, "diaSource.ra", "not a number")
+    >>> str(skipped.to_error())
+    "file night.avro, record 3, field 'diaSource.ra': not a number"
+    """
 
     file: str
     record: int | None
@@ -67,6 +84,12 @@ class ModelFileError(ValueError):
         The file.
     reason : str
         What is wrong.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import ModelFileError
+    >>> str(ModelFileError("rb.skops", "not a skops file"))
+    'model file rb.skops: not a skops file'
     """
 
     def __init__(self, path, reason):
@@ -82,6 +105,13 @@ class UntrustedModelError(ModelFileError):
     ----------
     types : list of str
         The types refused, as ``skops.io.get_untrusted_types`` names them.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import ModelFileError, UntrustedModelError
+    >>> err = UntrustedModelError("rb.skops", ["os.system"])
+    >>> err.types, isinstance(err, ModelFileError)
+    (['os.system'], True)
     """
 
     def __init__(self, path, types):

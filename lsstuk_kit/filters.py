@@ -48,7 +48,7 @@ def _series(batch, values, name):
 def observable(batch, max_mag=None, min_snr=None):
     """Alerts bright enough to follow up.
 
-    Rule: ``mag <= max_mag`` (magnitude of |psfFlux|) and ``|snr| >= min_snr``;
+    Rule: ``mag <= max_mag`` (magnitude of ``|psfFlux|``) and ``|snr| >= min_snr``;
     a limit left as ``None`` is not applied.
 
     Examples
@@ -240,7 +240,16 @@ def recurring(batch, days=100.0):
 
 @dask_aware
 def new(batch, days=100.0):
-    """Alerts of objects not detected more than ``days`` before (the complement of :func:`recurring`)."""
+    """Alerts of objects not detected more than ``days`` before (the complement of :func:`recurring`).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, filters as F
+    >>> batch = load_sample()
+    >>> fresh = F.new(batch, days=20)
+    >>> bool((fresh ^ F.recurring(batch, days=20)).all())   # each alert is one or the other
+    True
+    """
     return _series(batch, ~recurring(batch, days).to_numpy(), "new")
 
 
@@ -260,6 +269,13 @@ def galactic(batch) -> pd.DataFrame:
     """Galactic longitude and latitude of each alert (deg): columns ``galLon``, ``galLat``.
 
     One fixed rotation of the unit vectors (astropy's ICRS -> Galactic matrix), vectorised.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, filters as F
+    >>> gal = F.galactic(load_sample())
+    >>> gal.columns.tolist(), bool(gal["galLat"].between(-90, 90).all())
+    (['galLon', 'galLat'], True)
     """
     from .crossmatch import xyz
 
@@ -300,6 +316,15 @@ def rates(batch, same_band=True, include_forced=False) -> pd.DataFrame:
     ``dmag``. With ``same_band`` the previous detection in the alert's band is
     used. NaN where there is none. Computed once per batch and options
     (:func:`rising` and :func:`fading` share it).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, filters as F
+    >>> r = F.rates(load_sample())
+    >>> r.columns.tolist()
+    ['rate', 'dt', 'dmag']
+    >>> bool((r["dt"].dropna() > 0).all())
+    True
     """
     cache = getattr(batch, "_cache", None)
     key = ("rates", bool(same_band), bool(include_forced))
@@ -361,6 +386,15 @@ def rising(batch, faster_than=0.1, same_band=True):
 
 @dask_aware
 def fading(batch, faster_than=0.1, same_band=True):
-    """Alerts fading faster than ``faster_than`` mag/day since the previous detection (``rate >= faster_than``)."""
+    """Alerts fading faster than ``faster_than`` mag/day since the previous detection (``rate >= faster_than``).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, filters as F
+    >>> batch = load_sample()
+    >>> mask = F.fading(batch, faster_than=0.1)
+    >>> bool((F.rates(batch).loc[mask[mask].index, "rate"] >= 0.1).all())
+    True
+    """
     r = rates(batch, same_band)["rate"].to_numpy()
     return _series(batch, np.nan_to_num(r, nan=0.0) >= faster_than, "fading")

@@ -161,7 +161,20 @@ def _frame(features):
 
 
 def fit_classifier(features, labels=None, **kwargs):
-    """Fit :func:`make_classifier` on labelled feature rows (``labels`` default: the ``label`` column)."""
+    """Fit :func:`make_classifier` on labelled feature rows (``labels`` default: the ``label`` column).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from lsstuk_kit.lcclassify import fit_classifier, predict_classes
+    >>> rng = np.random.default_rng(0)
+    >>> feats = pd.DataFrame({"amplitude": np.r_[rng.normal(1, 0.1, 40), rng.normal(3, 0.1, 40)],
+    ...                       "duration": np.r_[rng.normal(10, 1, 40), rng.normal(200, 10, 40)],
+    ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
+    >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
+    >>> predict_classes(model, feats.drop(columns="label").iloc[[0, -1]])["predicted"].tolist()
+    ['SN Ia', 'AGN']
+    """
     y = features["label"] if labels is None else pd.Series(labels, index=features.index)
     keep = y.notna().to_numpy()
     model = make_classifier(**kwargs)
@@ -172,7 +185,21 @@ def fit_classifier(features, labels=None, **kwargs):
 
 
 def predict_classes(model, features) -> pd.DataFrame:
-    """Predicted class and the probability of each class, one row per feature row."""
+    """Predicted class and the probability of each class, one row per feature row.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from lsstuk_kit.lcclassify import fit_classifier, predict_classes
+    >>> rng = np.random.default_rng(0)
+    >>> feats = pd.DataFrame({"amplitude": np.r_[rng.normal(1, 0.1, 40), rng.normal(3, 0.1, 40)],
+    ...                       "duration": np.r_[rng.normal(10, 1, 40), rng.normal(200, 10, 40)],
+    ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
+    >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
+    >>> pred = predict_classes(model, feats.drop(columns="label"))
+    >>> pred.columns.tolist(), float((pred["predicted"] == feats["label"]).mean())
+    (['predicted', 'p_AGN', 'p_SN Ia'], 1.0)
+    """
     X = _frame(features)
     proba = model.predict_proba(X)
     classes = model.classes_
@@ -193,6 +220,13 @@ class ClassScore:
         Counts, reference (rows) x predicted (columns).
     accuracy, interval, balanced_accuracy : float, (float, float), float
     n, n_objects : int
+
+    Examples
+    --------
+    >>> from lsstuk_kit.lcclassify import score_classes
+    >>> s = score_classes(["AGN", "SN Ia"], ["AGN", "AGN"])
+    >>> type(s).__name__, s.n, round(s.accuracy, 2)
+    ('ClassScore', 2, 0.5)
     """
 
     def __init__(self, per_class, confusion, accuracy, interval, balanced, n, n_objects):
@@ -320,6 +354,14 @@ def real_labels(batch, *, bts=None, radius_arcsec=1.5) -> pd.DataFrame:
     -------
     DataFrame
         ``reference`` (class or NaN) and ``source`` (``BTS``, ``SIMBAD`` or None), indexed like ``batch.sources``.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.lcclassify import real_labels
+    >>> labels = real_labels(lk.read_alerts(lk.real_alerts_path()))   # the source tree's real alerts
+    >>> labels.columns.tolist(), sorted(labels["source"].dropna().unique())
+    (['reference', 'source'], ['SIMBAD'])
     """
     s = batch.sources
     ref = pd.Series(np.nan, index=s.index, dtype=object)
@@ -341,14 +383,46 @@ TRUSTED = ("sklearn.tree._tree.Tree",)
 
 
 def save_classifier(model, path):
-    """Save a fitted classifier with skops (no pickle); see :func:`lsstuk_kit.realbogus.save_model`."""
+    """Save a fitted classifier with skops (no pickle); see :func:`lsstuk_kit.realbogus.save_model`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from lsstuk_kit.lcclassify import fit_classifier, load_classifier, predict_classes, save_classifier
+    >>> rng = np.random.default_rng(0)
+    >>> feats = pd.DataFrame({"amplitude": np.r_[rng.normal(1, 0.1, 40), rng.normal(3, 0.1, 40)],
+    ...                       "duration": np.r_[rng.normal(10, 1, 40), rng.normal(200, 10, 40)],
+    ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
+    >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lc.skops"
+    >>> saved = save_classifier(model, path)
+    >>> predict_classes(load_classifier(path), feats.drop(columns="label").head(2))["predicted"].tolist()
+    ['SN Ia', 'SN Ia']
+    """
     from .realbogus import save_model
 
     return save_model(model, path)
 
 
 def load_classifier(path, *, sha256=None):
-    """Load a classifier saved by :func:`save_classifier`, refusing any type outside the kit's allowlist."""
+    """Load a classifier saved by :func:`save_classifier`, refusing any type outside the kit's allowlist.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from lsstuk_kit.lcclassify import fit_classifier, load_classifier, predict_classes, save_classifier
+    >>> rng = np.random.default_rng(0)
+    >>> feats = pd.DataFrame({"amplitude": np.r_[rng.normal(1, 0.1, 40), rng.normal(3, 0.1, 40)],
+    ...                       "duration": np.r_[rng.normal(10, 1, 40), rng.normal(200, 10, 40)],
+    ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
+    >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lc.skops"
+    >>> saved = save_classifier(model, path)
+    >>> predict_classes(load_classifier(path), feats.drop(columns="label").head(2))["predicted"].tolist()
+    ['SN Ia', 'SN Ia']
+    """
     from .realbogus import load_model
 
     return load_model(path, trusted=list(TRUSTED), sha256=sha256)

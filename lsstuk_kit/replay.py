@@ -30,7 +30,16 @@ MODES = ("visit", "daily", "twice-daily")
 
 @dataclass
 class ReplayBatch:
-    """One replayed batch: its files, time and alerts."""
+    """One replayed batch: its files, time and alerts.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.replay import replay
+    >>> first = next(replay(lk.sample_path()))
+    >>> len(first) == len(first.batch), len(first.files)
+    (True, 1)
+    """
 
     key: object
     mjd: float
@@ -42,7 +51,16 @@ class ReplayBatch:
 
 
 def visit_index(folder) -> pd.DataFrame:
-    """The per-visit file index of an alert folder (``index.csv``, or rebuilt from the files)."""
+    """The per-visit file index of an alert folder (``index.csv``, or rebuilt from the files).
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.replay import visit_index
+    >>> index = visit_index(lk.sample_path())
+    >>> index.columns.tolist()[:3], bool(index["mjd"].is_monotonic_increasing)
+    (['visit', 'mjd', 'n_alerts'], True)
+    """
     folder = Path(folder)
     if (folder / "alerts").is_dir():
         folder = folder / "alerts"

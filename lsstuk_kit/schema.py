@@ -167,6 +167,12 @@ def unpack_wire(message: bytes) -> tuple[int, bytes]:
     ------
     ValueError
         If the message is shorter than the 5-byte header or the magic byte is not 0.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.schema import unpack_wire
+    >>> unpack_wire(b"\\x00\\x00\\x00\\x00\\x07payload")
+    (7, b'payload')
     """
     if len(message) < 5:
         raise ValueError(f"message of {len(message)} bytes is shorter than the 5-byte header")
@@ -196,6 +202,17 @@ def identify_schema(writer_schema: dict) -> tuple[str, str | None]:
     ------
     ValueError
         If the schema is not a Rubin, ZTF or ATLAS alert (the message names the schema).
+
+    Examples
+    --------
+    >>> import fastavro
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.schema import identify_schema
+    >>> path = sorted((lk.sample_path() / "alerts").glob("*.avro"))[0]
+    >>> with open(path, "rb") as f:
+    ...     survey, version = identify_schema(fastavro.reader(f).writer_schema)
+    >>> survey, version.startswith("lsst.v")
+    ('lsst', True)
     """
     if not isinstance(writer_schema, dict) or "fields" not in writer_schema:
         raise ValueError("top-level schema is not an Avro record")

@@ -453,6 +453,15 @@ class Watchmap:
     name : str, optional
     cells : DataFrame, optional
         Skymap cells (see :func:`read_skymap`) for :meth:`credible_level`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from lsstuk_kit.skyareas import Watchmap
+    >>> field = Watchmap.from_circle(10.0, -30.0, 1 * u.deg, name="my field")
+    >>> round(field.area_deg2, 1), field.contains_lonlat(np.array([10.0, 20.0]), np.array([-30.0, -30.0])).tolist()
+    (3.2, [True, False])
     """
 
     def __init__(self, moc, name=None, cells=None):
@@ -736,6 +745,14 @@ def simulated_skymap(path, ra=180.0, dec=-30.0, *, kind="banana", width_deg=3.0,
     the map as in real ones), ``DISTSIGMA`` = ``distance_sigma_mpc`` (default 20 % of the
     distance) and the matching ``DISTNORM`` (Singer et al. 2016); the header carries
     ``DISTMEAN``/``DISTSTD``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from lsstuk_kit.skyareas import read_skymap, simulated_skymap
+    >>> path = simulated_skymap(pathlib.Path(tempfile.mkdtemp()) / "gw.fits", 35.0, -25.0, kind="blob", seed=1)
+    >>> path.name, round(float(read_skymap(path)["prob"].sum()), 6)
+    ('gw.fits', 1.0)
     """
     from astropy.io import fits
     from cdshealpix.nested import healpix_to_lonlat
@@ -929,6 +946,15 @@ def plot_skymap(watchmap, ax=None, levels=(0.5, 0.9), max_level=0.99, cmap="viri
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from lsstuk_kit.skyareas import Watchmap, plot_skymap, read_skymap, simulated_skymap
+    >>> cells = read_skymap(simulated_skymap(pathlib.Path(tempfile.mkdtemp()) / "gw.fits", 35.0, -25.0, seed=1))
+    >>> ax = plot_skymap(Watchmap.from_skymap(cells, 0.9))
+    >>> ax.get_xlabel(), bool(ax.xaxis_inverted())
+    ('RA (deg)', True)
     """
     import matplotlib.pyplot as plt
     from cdshealpix.nested import healpix_to_lonlat

@@ -77,7 +77,17 @@ class _Index:
 
 
 class BruteForce(_Index):
-    """Every row is a candidate."""
+    """Every row is a candidate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import BruteForce
+    >>> rng = np.random.default_rng(0)
+    >>> index = BruteForce(rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000))
+    >>> index.query(10.5, -0.5, 300.0)[:5].tolist()
+    [75, 191, 204, 226, 243]
+    """
 
     name = "brute force"
 
@@ -86,7 +96,18 @@ class BruteForce(_Index):
 
 
 class HealpixIndex(_Index):
-    """Rows sorted by their nested HEALPix cell; cones covered with ``cdshealpix.nested.cone_search``."""
+    """Rows sorted by their nested HEALPix cell; cones covered with ``cdshealpix.nested.cone_search``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import BruteForce, HealpixIndex
+    >>> rng = np.random.default_rng(0)
+    >>> ra, dec = rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000)
+    >>> rows = HealpixIndex(ra, dec).query(10.5, -0.5, 300.0)       # row numbers within 300 arcsec
+    >>> len(rows), bool(np.array_equal(rows, BruteForce(ra, dec).query(10.5, -0.5, 300.0)))
+    (19, True)
+    """
 
     name = "HEALPix"
 
@@ -114,7 +135,18 @@ class HealpixIndex(_Index):
 
 
 class HTMIndex(_Index):
-    """Rows sorted by their HTM triangle (``esutil.htm``); cones covered with ``HTM.intersect``."""
+    """Rows sorted by their HTM triangle (``esutil.htm``); cones covered with ``HTM.intersect``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import BruteForce, HTMIndex
+    >>> rng = np.random.default_rng(0)
+    >>> ra, dec = rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000)
+    >>> rows = HTMIndex(ra, dec).query(10.5, -0.5, 300.0)       # row numbers within 300 arcsec
+    >>> len(rows), bool(np.array_equal(rows, BruteForce(ra, dec).query(10.5, -0.5, 300.0)))
+    (19, True)
+    """
 
     name = "HTM"
 
@@ -138,6 +170,16 @@ class S2Index(_Index):
 
     Building computes one S2 cell id per row through the Python bindings (a loop:
     ``s2geometry`` has no array interface), so building is slow; queries are not.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import BruteForce, S2Index
+    >>> rng = np.random.default_rng(0)
+    >>> ra, dec = rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000)
+    >>> rows = S2Index(ra, dec).query(10.5, -0.5, 300.0)       # row numbers within 300 arcsec
+    >>> len(rows), bool(np.array_equal(rows, BruteForce(ra, dec).query(10.5, -0.5, 300.0)))
+    (19, True)
     """
 
     name = "S2"

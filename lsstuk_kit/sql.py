@@ -34,7 +34,17 @@ __all__ = ["SQLError", "query"]
 
 
 class SQLError(ValueError):
-    """A query DuckDB cannot run; the message names the problem and what tables exist."""
+    """A query DuckDB cannot run; the message names the problem and what tables exist.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, sql
+    >>> try:
+    ...     sql.query(load_sample(), "SELECT nope FROM sources")
+    ... except sql.SQLError as err:
+    ...     print("refused:", "nope" in str(err))
+    refused: True
+    """
 
 
 # DuckDB settings of every query's connection; lock_configuration keeps a query from changing them

@@ -1,0 +1,266 @@
+"""Sphinx configuration of the lsstuk_kit documentation site (``make docs``).
+
+Tools, as the astronomy/PyData ecosystem uses them (astropy, mocpy, lightkurve, sncosmo):
+
+- Sphinx, with autodoc + autosummary + numpydoc: the API reference is built from the kit's
+  numpydoc docstrings, nothing written twice;
+- myst-nb: the pages are Markdown (MyST), the notebooks in ``notebooks/`` are rendered with their
+  outputs after being executed at build time, and the user-guide and gallery pages are MyST
+  notebooks whose code cells draw their figures with the kit's own plot functions when the site
+  is built (no committed PNGs). myst-nb rather than nbsphinx because it executes through
+  jupyter-cache (a rebuild re-runs only notebooks whose code changed), renders MyST Markdown
+  in the same parser as the pages, and needs no pandoc;
+- pydata-sphinx-theme (numpy, pandas, astropy's look), sphinx-design for dropdowns and cards.
+
+Everything is offline: no intersphinx (see ``intersphinx`` below) and no remote images.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import pkgutil
+import sys
+import warnings
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+
+import lsstuk_kit  # noqa: E402
+
+# MyST's text notebooks (the guide and gallery pages) have no cell ids until myst-nb gives them
+# some; nbformat says so for every page. Not a problem of the pages.
+warnings.filterwarnings("ignore", message="Cell is missing an id field")
+
+# -- Binder ------------------------------------------------------------------------------------
+# PLACEHOLDER: the repository is not public yet. This is the only place its GitHub "owner/name"
+# appears in the docs: every "launch on Binder" link is built from it. Change it on publication.
+binder_repo = "lsstuk/lsstuk_kit"
+binder_ref = "HEAD"
+
+
+def binder_url(path: str | None = None) -> str:
+    """Binder URL of the repository, opening JupyterLab on ``path`` (relative to the repo) if given."""
+    url = f"https://mybinder.org/v2/gh/{binder_repo}/{binder_ref}"
+    return url + (f"?labpath={path.replace('/', '%2F')}" if path else "")
+
+
+# -- Project -----------------------------------------------------------------------------------
+project = "lsstuk_kit"
+author = "lsstuk_kit developers"
+copyright = "lsstuk_kit developers"  # noqa: A001 (Sphinx's name)
+release = version = lsstuk_kit.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "myst_nb",
+    "sphinx_design",
+]
+
+exclude_patterns = ["_build", "**.ipynb_checkpoints", ".gitignore"]
+root_doc = "index"
+
+# Intersphinx (links into pandas, astropy, mocpy and scikit-learn's docs) is deliberately off:
+# it needs each project's objects.inv, which only their web sites serve (no installed package or
+# PyPI wheel ships one), and the build must run offline. Types are named in plain text instead.
+
+# -- Autodoc / numpydoc ------------------------------------------------------------------------
+autodoc_typehints = "none"  # numpydoc's Parameters/Returns name the types
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": False}
+autosummary_generate = False  # the API pages are written below, one per module
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+
+# -- MyST / myst-nb ----------------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist", "substitution", "dollarmath"]
+myst_heading_anchors = 3
+myst_substitutions = {"binder_url": binder_url(), "version": version}
+nb_execution_mode = os.environ.get("LSSTUK_DOCS_EXECUTE", "cache")  # "off" for a quick look at the text
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_timeout = 900
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+nb_execution_excludepatterns: list[str] = []
+suppress_warnings = [
+    # the notebooks go from their title (#) to their sections (##/###) as Jupyter shows them
+    "myst.header",
+    # ipywidgets' live views (notebook 05's browser) have no static rendering; the page says so
+    "mystnb.unknown_mime_type",
+]
+
+# -- HTML --------------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"lsstuk_kit {version}"
+html_static_path = ["_static"]
+html_css_files = ["lsstuk.css"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "navbar_align": "left",
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_show_sourcelink = False
+html_copy_source = False
+
+
+# -- The API reference, written from the package itself ----------------------------------------
+def public_modules() -> list[str]:
+    """The kit's public modules: ``lsstuk_kit`` and every submodule without a leading underscore."""
+    found = (m.name for m in pkgutil.walk_packages(lsstuk_kit.__path__, "lsstuk_kit."))
+    return ["lsstuk_kit"] + sorted(n for n in found if not any(p.startswith("_") for p in n.split(".")))
+
+
+def public_names(modname: str) -> list[tuple[str, object]]:
+    """``(name, object)`` of the functions and classes a module offers: its ``__all__``, else its own defs."""
+    mod = importlib.import_module(modname)
+    names = getattr(mod, "__all__", None)
+    if names is None:
+        names = [n for n, o in vars(mod).items() if not n.startswith("_")
+                 and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == modname]
+    out = []
+    for n in names:
+        obj = getattr(mod, n)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            out.append((n, obj))
+    return out
+
+
+def _title(text: str, ch: str = "=") -> str:
+    return f"{text}\n{ch * len(text)}\n"
+
+
+def write_api_pages() -> None:
+    """One page per public module: its docstring, a summary table, then each name once.
+
+    A name re-exported by several modules is documented where users meet it first (``lsstuk_kit``,
+    then the package, then the module defining it) and linked from the others.
+    """
+    out = DOCS / "api" / "generated"
+    out.mkdir(parents=True, exist_ok=True)
+    documented: dict[int, str] = {}
+    pages = []
+    for modname in public_modules():
+        names = public_names(modname)
+        here, elsewhere = [], []
+        for n, obj in names:
+            key = id(obj)
+            if key in documented:
+                elsewhere.append((n, documented[key]))
+            else:
+                documented[key] = f"{modname}.{n}"
+                here.append((n, obj))
+        lines = [_title(f"``{modname}``"), f".. automodule:: {modname}\n   :no-members:\n"]
+        if here:
+            lines.append(f".. currentmodule:: {modname}\n\n.. autosummary::\n   :nosignatures:\n")
+            lines += [f"   {n}" for n, _ in here]
+            lines.append("")
+        if elsewhere:
+            lines.append("Also importable from here, documented elsewhere: "
+                         + ", ".join(f":py:obj:`{n} <{target}>`" for n, target in elsewhere) + ".\n")
+        for n, obj in here:
+            lines.append(_title(n, "-"))
+            if inspect.isclass(obj):
+                lines.append(f".. autoclass:: {modname}.{n}\n   :members:\n   :show-inheritance:\n")
+            else:
+                lines.append(f".. autofunction:: {modname}.{n}\n")
+        text = "\n".join(lines)
+        page = out / f"{modname}.rst"
+        if not page.is_file() or page.read_text() != text:  # unchanged pages keep their mtime: fast rebuilds
+            page.write_text(text)
+        pages.append(modname)
+    index = "\n".join(f"   {p}" for p in pages) + "\n"
+    toc = out / "modules.txt"  # (kept for reference; api/index.rst globs the pages)
+    if not toc.is_file() or toc.read_text() != index:
+        toc.write_text(index)
+
+
+write_api_pages()
+
+
+# -- Notebooks: "launch on Binder" and hidden solutions, without editing the notebooks --------
+def _notebook_source(app, docname, source):
+    """Add a Binder link under each notebook's title and fold the cells tagged ``solution``.
+
+    The notebooks tag their exercise solutions ``solution`` (Jupyter hides them); myst-nb folds a
+    cell tagged ``hide-cell`` into a closed "Show code cell" dropdown, so the tag is added here.
+    """
+    if not docname.startswith("notebooks/"):
+        return
+    nb = json.loads(source[0])
+    name = docname.split("/", 1)[1] + ".ipynb"
+    link = (f"[![launch on Binder](/_static/binder.svg) launch on Binder]({binder_url('notebooks/' + name)})"
+            f" · runs on the bundled sample; downloadable from the repository's `notebooks/{name}`")
+    first = nb["cells"][0]
+    text = "".join(first["source"]).split("\n", 1)
+    first["source"] = text[0] + "\n\n" + link + "\n" + (text[1] if len(text) > 1 else "")
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "solution" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    source[0] = json.dumps(nb)
+
+
+# -- reST slips in docstrings of modules this site does not own --------------------------------
+# Each entry renders one docstring that is not valid reST as its authors meant it, until the
+# docstring itself is fixed (then the entry does nothing: it only applies where the text is still
+# as listed). Everything else must render warning-free: ``-W`` fails the build.
+#   full name where defined -> ("literal" | "table", first line of the block) | ("replace", text, by)
+RST_SLIPS = {
+    # "name : text" field lines without a section header (a dataclass's fields)
+    "lsstuk_kit.formats.FormatSpec": ("literal", "name : what ``format=`` takes"),
+    "lsstuk_kit.formats.Frames": ("literal", "sources : one row per alert"),
+    # simple tables whose text runs into a column margin: shown as typed
+    "lsstuk_kit.simulate.realism": ("table", "================================  ====="),
+    "lsstuk_kit.surveys.lsst": ("table", "==============================  ==========  ====="),
+    "lsstuk_kit.surveys.ztf": ("table", "========================================  ==========="),
+    # |b| (absolute galactic latitude) read as a reST substitution
+    "lsstuk_kit.simulate.population": ("replace", "|b|", "``|b|``"),
+    "lsstuk_kit.simulate.population.stellar_density": ("replace", "|b|", "``|b|``"),
+    # an inline literal followed by a letter
+    "lsstuk_kit.views.colour_pairs": ("replace", "``diaSourceId``s", "``diaSourceId`` values"),
+}
+
+
+def _fix_rst_slips(app, what, name, obj, options, lines):
+    defined = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+    slip = RST_SLIPS.get(name) or RST_SLIPS.get(defined)  # re-exported names are documented elsewhere
+    if slip is None:
+        return
+    kind, text = slip[:2]
+    if kind == "replace":
+        lines[:] = [line.replace(text, slip[2]) for line in lines]
+        return
+    start = next((i for i, line in enumerate(lines) if line.startswith(text)), None)
+    if start is None:
+        return
+    end = len(lines)
+    if kind == "table":  # top border, header rule, bottom border
+        borders = [i for i in range(start, len(lines)) if lines[i].startswith("==") and set(lines[i]) <= {"=", " "}]
+        if len(borders) < 3:
+            return
+        end = borders[2] + 1
+    else:  # up to the next numpydoc section header
+        for i in range(start + 1, len(lines) - 1):
+            if lines[i + 1].startswith("---") and lines[i] and not lines[i].startswith(" "):
+                end = i
+                break
+    block = ["    " + line if line else "" for line in lines[start:end]]
+    lines[start:end] = ["::", ""] + block + [""]
+
+
+def setup(app):
+    """Connect the two hooks above."""
+    app.connect("source-read", _notebook_source)
+    app.connect("autodoc-process-docstring", _fix_rst_slips)
