@@ -174,12 +174,17 @@ def run_job(alerts_dir, watchlist, moc, partition_size, workers):
         return n, dt, res, nparts, {"this process": mem.gib}
     from dask.distributed import Client, LocalCluster
 
+    # one core per worker: Arrow, BLAS and numba size their thread pools from these (else a single
+    # "one-thread" worker already uses every core, and 2 workers / 1 worker measures nothing)
+    one_core = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="6GiB", silence_logs=40) as cluster, Client(cluster) as client:
+                      memory_limit="6GiB", silence_logs=40, env=one_core) as cluster, Client(cluster) as client:
         first = iter_files(alerts_dir)[0]
         client.run(_warm, first)  # imports and the decoder's compiled code, on every worker, outside the timing
         with WorkerPeaks(client) as peaks:
             n, dt, res, nparts = job()
+        moved = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
+        print(f"  ({workers} worker{'s' * (workers > 1)}: {moved / 2**20:,.0f} MiB moved between workers)", flush=True)
         return n, dt, res, nparts, {w: v / 2**30 for w, v in peaks.peaks.items()}
 
 
