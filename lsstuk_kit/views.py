@@ -610,7 +610,7 @@ def colour_pairs(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1):
     return pd.DataFrame(rows, columns=out_cols).sort_values("midpointMjdTai", kind="stable").reset_index(drop=True)
 
 
-def plot_colour_curve(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1, ax=None, *, color="k"):
+def plot_colour_curve(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1, ax=None, *, color="k", reference=None):
     """Plot one object's colour against time from near-simultaneous pairs of detections; return the Axes.
 
     The pairs come from :func:`colour_pairs` (history and alerts, within ``max_dt_days``).
@@ -624,6 +624,10 @@ def plot_colour_curve(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1, ax=
         The colour is ``bands[0] - bands[1]`` in AB mag (bluer band first: redder is up).
     max_dt_days : float
     ax : matplotlib Axes, optional
+    reference : float, optional
+        The MJD that x = 0 stands for: e.g. ``time_reference(ax_lc)`` of a light curve drawn
+        beside it by :func:`~lsstuk_kit.lightcurves.plot_lightcurve`, so both share one time axis.
+        Default: the whole MJD of the first pair.
 
     Returns
     -------
@@ -650,9 +654,11 @@ def plot_colour_curve(batch, diaObjectId, bands=("g", "r"), max_dt_days=0.1, ax=
         ax.set_title(title, fontsize=10)
         return ax
     t = pairs["midpointMjdTai"].to_numpy(float)
-    ref = float(np.floor(t.min()))
+    ref = float(np.floor(t.min())) if reference is None else float(reference)
     ax.errorbar(t - ref, pairs["colour"], pairs["colourErr"], fmt="o", color=color, ms=5, lw=0.8, capsize=2)
-    _time_axis(ax, ref, f"MJD - {ref:.0f} (TAI)", False)
+    label = f"MJD - {ref:.0f} (TAI)" if ref == int(ref) else f"days since MJD {ref:.2f} (TAI)"
+    _time_axis(ax, ref, label, False)
+    ax._lsstuk_time_reference = ref
     if len(t) == 1:
         ax.set_xlim(t[0] - ref - 1, t[0] - ref + 1)
     ax.set_title(title, fontsize=10)

@@ -376,3 +376,20 @@ def test_gallery_caption_takes_the_stamps_own_unit():
         ids = list(real.sources.index[(real.sources["survey"] == survey).to_numpy()][:2])
         caption = " ".join(lk.plot_cutout_gallery(real, ids=ids, difference_only=True)._suptitle.get_text().split())
         assert caption.endswith(f"stretch, {unit}") and other not in caption, caption
+
+
+def test_colour_curve_shares_a_light_curves_time_axis(batch):
+    """reference=time_reference(ax) puts the colour points at the light curve's own x offsets."""
+    from matplotlib.figure import Figure
+
+    from lsstuk_kit.lightcurves import plot_lightcurve, time_reference
+    from lsstuk_kit.views import colour_pairs, plot_colour_curve
+
+    oid = 1000000000000224
+    axes = Figure(figsize=(10, 3.5)).subplots(1, 2)
+    plot_lightcurve(batch, oid, ax=axes[0], time="days")
+    ref = time_reference(axes[0])
+    plot_colour_curve(batch, oid, ax=axes[1], reference=ref)
+    assert time_reference(axes[1]) == ref and "days since MJD" in axes[1].get_xlabel()
+    x = axes[1].containers[0].lines[0].get_xdata()
+    np.testing.assert_allclose(np.sort(x), np.sort(colour_pairs(batch, oid)["midpointMjdTai"].to_numpy() - ref))
