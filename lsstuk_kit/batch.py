@@ -598,6 +598,17 @@ def _history_rows_reference(h, rows, dedupe):
     """The rows of ``AlertBatch.history`` by pandas ``drop_duplicates`` and ``sort_values`` (the rule itself)."""
     cols = [c for c in (*_HISTORY_KEY, "psfFlux") if c in h]
     h = h[cols].take(rows).assign(_row=rows)
+    return _dedupe_and_sort(h, dedupe)["_row"].to_numpy(np.int64)
+
+
+def _dedupe_and_sort(h, dedupe=True):
+    """History rows (each alert's copy after the earlier alerts') by the history rule.
+
+    Rows equal in ``_HISTORY_KEY`` are kept once, the last (the latest alert's) copy; rows with
+    no id are told apart by their flux, and dropped where they repeat a row with ids. Then a
+    stable sort by object, time and kind. Also used by the Dask engine on each object's rows
+    gathered from every partition (:mod:`lsstuk_kit.scale`).
+    """
     if dedupe:
         key = [c for c in _HISTORY_KEY if c in h]
         ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in h]
@@ -611,8 +622,9 @@ def _history_rows_reference(h, rows, dedupe):
         h = h.drop_duplicates(key, keep="last")
         if "psfFlux" in h and ids:
             h = _drop_idless_repeats(h, ids)
+        h = h.drop(columns=["_flux_key"], errors="ignore")
     order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in h]
-    return h.sort_values(order, kind="stable")["_row"].to_numpy(np.int64)
+    return h.sort_values(order, kind="stable")
 
 
 def _drop_idless_repeats(h, ids):

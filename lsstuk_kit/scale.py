@@ -157,30 +157,18 @@ def _tagged(batch, name, meta, part):
     return df.assign(_part=np.int64(part))
 
 
-def _night_history(df, key, meta):
+def _night_history(df, meta):
     """One shuffled partition of ``history`` (every row of its objects): the in-memory rule.
 
-    A row repeated by several alerts of an object is kept once, the copy of the latest
-    alert (highest partition; within one partition ``AlertBatch.history`` already kept the
-    latest), then rows are sorted by object, time and kind.
+    A row repeated by several alerts of an object is kept once, the copy of the latest alert
+    (highest partition; within one partition ``AlertBatch.history`` already kept the latest),
+    then rows are sorted by object, time and kind (``batch._dedupe_and_sort``).
     """
-    from .batch import _drop_idless_repeats
+    from .batch import _dedupe_and_sort
 
     if len(df):
-        df = df.sort_values("_part", kind="stable")
-        cols = [c for c in key if c in df]
-        ids = [c for c in ("diaSourceId", "diaForcedSourceId") if c in df]
-        if "psfFlux" in df and ids:
-            no_id = df[ids].isna().all(axis=1).to_numpy()
-            if no_id.any():
-                df = df.assign(_flux_key=np.where(no_id, df["psfFlux"].to_numpy(float, na_value=np.nan), 0.0))
-                cols = cols + ["_flux_key"]
-        df = df.drop_duplicates(cols, keep="last")
-        if "psfFlux" in df and ids:
-            df = _drop_idless_repeats(df, ids)
-        order = [c for c in ("diaObjectId", "midpointMjdTai", "kind") if c in df]
-        df = df.sort_values(order, kind="stable")
-    df = df.drop(columns=[c for c in ("_part", "_flux_key") if c in df]).reset_index(drop=True)
+        df = _dedupe_and_sort(df.sort_values("_part", kind="stable"))
+    df = df.drop(columns=["_part"]).reset_index(drop=True)
     return _conform(df, meta)
 
 
@@ -282,8 +270,6 @@ class DaskAlerts:
 
     def _night_wide(self, name, meta):
         """``history`` or ``objects`` with an object's repeats across partitions removed (see the module)."""
-        from .batch import _HISTORY_KEY
-
         dask, dd = _dask()
         tagged_meta = _tagged(self._meta_batch, name, meta, 0).iloc[:0]
         tag = dask.delayed(_tagged, pure=True)
@@ -291,7 +277,7 @@ class DaskAlerts:
         with dask.config.set({"dataframe.convert-string": False}):
             mixed = tagged.shuffle(on="diaObjectId", npartitions=self.npartitions)
             if name == "history":
-                return mixed.map_partitions(_night_history, list(_HISTORY_KEY), meta, meta=meta)
+                return mixed.map_partitions(_night_history, meta, meta=meta)
             return mixed.map_partitions(_night_objects, meta, meta=meta)
 
     @property

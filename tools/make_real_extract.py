@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lsstuk_kit._container import _read_long, _write_long, read_header
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT.parent / "shared" / "real-alerts"
 OUT = ROOT / "data" / "real"
@@ -96,52 +98,23 @@ EXCLUDED = {
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _long(fo):
-    """One Avro long (zigzag varint) from a binary file object."""
-    shift = acc = 0
-    while True:
-        b = fo.read(1)
-        if not b:
-            raise EOFError("truncated Avro long")
-        acc |= (b[0] & 0x7F) << shift
-        shift += 7
-        if not b[0] & 0x80:
-            return (acc >> 1) ^ -(acc & 1)
-
-
-def _put_long(n):
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def read_avro(path):
     """(header metadata, records, raw record bytes) of an Avro container file.
 
     The raw bytes are each record's exact encoding in the source (found by decoding the records
     one after the other in each block), so the extract can copy them unchanged.
     """
-    fo = io.BytesIO(Path(path).read_bytes())
-    if fo.read(4) != b"Obj\x01":
-        raise ValueError(f"{path} is not an Avro container file")
-    meta = {}
-    while (n := _long(fo)) != 0:
-        if n < 0:
-            n = -n
-            _long(fo)  # byte size of the block of map entries
-        for _ in range(n):
-            key = fo.read(_long(fo)).decode()
-            meta[key] = fo.read(_long(fo))
-    sync = fo.read(16)
+    data = Path(path).read_bytes()
+    meta, sync, header_size = read_header(data)  # the kit's own framing (checked varints)
+    fo = io.BytesIO(data)
+    fo.seek(header_size)
     codec = meta.get("avro.codec", b"null").decode()
     schema = fastavro.parse_schema(json.loads(meta["avro.schema"]), named_schemas={})
     records, raw = [], []
     while fo.tell() < len(fo.getbuffer()):
-        count, size = _long(fo), _long(fo)
+        count, pos = _read_long(data, fo.tell())
+        size, pos = _read_long(data, pos)
+        fo.seek(pos)
         block = fo.read(size)
         if fo.read(16) != sync:
             raise ValueError(f"{path}: bad sync marker after a block")
@@ -227,13 +200,13 @@ def write_avro(path, meta, raw_records):
     out = bytearray(b"Obj\x01")
     meta = {k: (b"deflate" if k == "avro.codec" else v) for k, v in meta.items()}
     meta.setdefault("avro.codec", b"deflate")
-    out += _put_long(len(meta))
+    out += _write_long(len(meta))
     for k, v in meta.items():
-        out += _put_long(len(k.encode())) + k.encode() + _put_long(len(v)) + v
-    out += _put_long(0) + SYNC
+        out += _write_long(len(k.encode())) + k.encode() + _write_long(len(v)) + v
+    out += _write_long(0) + SYNC
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)  # Avro's deflate is raw RFC 1951
     data = comp.compress(b"".join(raw_records)) + comp.flush()
-    out += _put_long(len(raw_records)) + _put_long(len(data)) + data + SYNC
+    out += _write_long(len(raw_records)) + _write_long(len(data)) + data + SYNC
     Path(path).write_bytes(bytes(out))
 
 
