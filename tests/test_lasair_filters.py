@@ -225,8 +225,11 @@ def test_a_filter_passes_an_object_only_from_its_third_detection(four_alerts):
 
 # ------------------------------------------------------------------ the filters of Lasair's docs
 def test_doc_filter_bright_g(batch, per):
-    # the docs' threshold (200000 nJy, about 18th mag) passes only 2 objects of the faint sample night
-    assert len(_quiet(batch, lasair("bright_g")).messages) == int((per["g_psfFlux"] > 200000).sum()) == 2
+    # the docs' threshold (200000 nJy, about 18th mag) passes few alerts of the faint sample night
+    # (8 of its 679 at the time of writing: the sample's g alerts are bright variables' pairs)
+    n = int((per["g_psfFlux"] > 200000).sum())
+    assert 0 < n < 20
+    assert len(_quiet(batch, lasair("bright_g")).messages) == n
     f = FILTERS["bright_g"]
     res = _quiet(batch, LasairFilter(f["select"], f["where"].replace("200000", "20000")))
     assert res.messages, "the sample has g alerts brighter than 20000 nJy"
