@@ -57,9 +57,10 @@ def test_one_row_per_alert_as_of_that_alert(batch, feats):
     # two alerts of one object in a night: the later one knows more
     two = s.groupby("diaObjectId").filter(lambda g: len(g) > 1).sort_values("midpointMjdTai")
     assert len(two)
-    first = two.drop_duplicates("diaObjectId", keep="first").index
-    last = two.drop_duplicates("diaObjectId", keep="last").index
-    assert (feats.loc[last, "nDetections"].to_numpy() > feats.loc[first, "nDetections"].to_numpy()).all()
+    by_object = two.reset_index().groupby("diaObjectId")["diaSourceId"]  # in time order within each object
+    first, last = by_object.first(), by_object.last()  # aligned on the object
+    n_last = feats.loc[last.to_numpy(), "nDetections"].to_numpy()
+    assert (n_last > feats.loc[first.to_numpy(), "nDetections"].to_numpy()).all()
 
 
 def test_standard_set_equals_the_package_on_each_light_curve(batch, feats, band):
