@@ -212,55 +212,6 @@ def _notebook_source(app, docname, source):
     source[0] = json.dumps(nb)
 
 
-# -- reST slips in docstrings of modules this site does not own --------------------------------
-# Each entry renders one docstring that is not valid reST as its authors meant it, until the
-# docstring itself is fixed (then the entry does nothing: it only applies where the text is still
-# as listed). Everything else must render warning-free: ``-W`` fails the build.
-#   full name where defined -> ("literal" | "table", first line of the block) | ("replace", text, by)
-RST_SLIPS = {
-    # "name : text" field lines without a section header (a dataclass's fields)
-    "lsstuk_kit.formats.FormatSpec": ("literal", "name : what ``format=`` takes"),
-    "lsstuk_kit.formats.Frames": ("literal", "sources : one row per alert"),
-    # simple tables whose text runs into a column margin: shown as typed
-    "lsstuk_kit.simulate.realism": ("table", "================================  ====="),
-    "lsstuk_kit.surveys.lsst": ("table", "==============================  ==========  ====="),
-    "lsstuk_kit.surveys.ztf": ("table", "========================================  ==========="),
-    # |b| (absolute galactic latitude) read as a reST substitution
-    "lsstuk_kit.simulate.population": ("replace", "|b|", "``|b|``"),
-    "lsstuk_kit.simulate.population.stellar_density": ("replace", "|b|", "``|b|``"),
-    # an inline literal followed by a letter
-    "lsstuk_kit.views.colour_pairs": ("replace", "``diaSourceId``s", "``diaSourceId`` values"),
-}
-
-
-def _fix_rst_slips(app, what, name, obj, options, lines):
-    defined = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-    slip = RST_SLIPS.get(name) or RST_SLIPS.get(defined)  # re-exported names are documented elsewhere
-    if slip is None:
-        return
-    kind, text = slip[:2]
-    if kind == "replace":
-        lines[:] = [line.replace(text, slip[2]) for line in lines]
-        return
-    start = next((i for i, line in enumerate(lines) if line.startswith(text)), None)
-    if start is None:
-        return
-    end = len(lines)
-    if kind == "table":  # top border, header rule, bottom border
-        borders = [i for i in range(start, len(lines)) if lines[i].startswith("==") and set(lines[i]) <= {"=", " "}]
-        if len(borders) < 3:
-            return
-        end = borders[2] + 1
-    else:  # up to the next numpydoc section header
-        for i in range(start + 1, len(lines) - 1):
-            if lines[i + 1].startswith("---") and lines[i] and not lines[i].startswith(" "):
-                end = i
-                break
-    block = ["    " + line if line else "" for line in lines[start:end]]
-    lines[start:end] = ["::", ""] + block + [""]
-
-
 def setup(app):
-    """Connect the two hooks above."""
+    """Connect the hook above."""
     app.connect("source-read", _notebook_source)
-    app.connect("autodoc-process-docstring", _fix_rst_slips)

@@ -41,6 +41,20 @@ def dask_aware(func):
     The partitions are given to the decorated function itself (which, for an AlertBatch, just
     calls ``func``), so that what is sent to worker processes pickles by reference to the
     module's public name.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, read_alerts, sample_path
+    >>> from lsstuk_kit.scale import dask_aware
+    >>> @dask_aware
+    ... def bright(batch, max_mag=21.0):
+    ...     return batch.sources["mag"] < max_mag
+    >>> int(bright(load_sample()).sum())  # an AlertBatch: the function itself
+    54
+    >>> night = read_alerts(sample_path(), engine="dask", partition_size="4MB")
+    >>> lazy = bright(night)  # a DaskAlerts: a Dask Series, one piece per partition
+    >>> int(lazy.sum().compute())
+    54
     """
     first = next(iter(inspect.signature(func).parameters))
 

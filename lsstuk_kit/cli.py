@@ -135,6 +135,28 @@ def summarize(path, *, progress=None, out=None) -> int:
     ValueError
         When the paths hold no alert and no record was skipped (an empty folder,
         a folder of other files): nothing to summarize (the CLI exits 2).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import sample_path
+    >>> from lsstuk_kit.cli import summarize
+    >>> summarize(sample_path() / "alerts")
+    lsstuk-kit summary of ...alerts
+      files          6
+      alerts         679
+      objects        536
+      history rows   15494
+      time span      MJD 61099.00079 - 61099.15104 (3.61 h)
+      bands          g: 190, i: 105, r: 384
+      sky extent     RA 9.9013 - 90.8742 deg, Dec -29.7923 - 6.1655 deg
+      surveys        lsst: 679
+      schemas        lsst.v11_1: 679
+      skipped        0 records
+    0
+    >>> summarize("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no such file, folder or glob match: no/such/folder
     """
     import pandas as pd
 
@@ -268,7 +290,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of ``lsstuk-kit``; returns the exit status (see the module docstring)."""
+    """Entry point of ``lsstuk-kit``; returns the exit status (see the module docstring).
+
+    Examples
+    --------
+    ``lsstuk-kit summary <folder>``, from Python:
+
+    >>> from lsstuk_kit import sample_path
+    >>> from lsstuk_kit.cli import main
+    >>> main(["summary", str(sample_path() / "alerts")])
+    lsstuk-kit summary of ...alerts
+      files          6
+      alerts         679
+    ...
+      skipped        0 records
+    0
+
+    A path that does not exist is refused with one line on stderr and exit status 2:
+
+    >>> main(["summary", "no/such/folder"])
+    2
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     show_traceback = args.debug or os.environ.get("LSSTUK_DEBUG", "") not in ("", "0")

@@ -51,6 +51,29 @@ def decode_stamp(data: bytes | None) -> Stamp | None:
     ------
     ValueError
         If the bytes are not FITS.
+
+    Examples
+    --------
+    A small FITS file with an image and a variance extension, plain and gzip-compressed:
+
+    >>> import gzip, io
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from lsstuk_kit.cutouts import decode_stamp
+    >>> buf = io.BytesIO()
+    >>> fits.HDUList([fits.PrimaryHDU(np.arange(9.0).reshape(3, 3)),
+    ...               fits.ImageHDU(np.ones((3, 3)), name="UNCERT")]).writeto(buf)
+    >>> stamp = decode_stamp(buf.getvalue())
+    >>> stamp.image.shape, float(stamp.variance.sum()), stamp.psf is None, stamp.wcs is None
+    ((3, 3), 9.0, True, True)
+    >>> np.array_equal(decode_stamp(gzip.compress(buf.getvalue())).image, stamp.image)   # as ZTF sends them
+    True
+    >>> decode_stamp(None) is None
+    True
+    >>> decode_stamp(b"not a FITS file")
+    Traceback (most recent call last):
+    ...
+    ValueError: cutout is not FITS (starts with b'not a FI')
     """
     if data is None:
         return None
@@ -119,6 +142,30 @@ class Cutouts:
         Celestial WCS of the science stamp (else of the difference stamp).
     headers : dict
         FITS header per stamp name.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> batch = load_sample()
+    >>> c = batch.cutouts(batch.sources.index[0])
+    >>> type(c).__name__, c.keys()
+    ('Cutouts', ['science', 'template', 'difference', 'variance', 'psf', 'wcs'])
+    >>> c.difference.shape, c["difference"] is c.difference, sorted(c.variance), c.psf.shape
+    ((30, 30), True, ['difference', 'science', 'template'], (21, 21))
+    >>> c.headers["science"]["BUNIT"]
+    'nJy'
+
+    :meth:`from_bytes` decodes the FITS bytes an alert carries; missing cutouts stay ``None``:
+
+    >>> import io
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from lsstuk_kit.cutouts import Cutouts
+    >>> buf = io.BytesIO()
+    >>> fits.PrimaryHDU(np.zeros((5, 5))).writeto(buf)
+    >>> only = Cutouts.from_bytes(difference=buf.getvalue())
+    >>> only.keys(), only.science is None
+    (['difference'], True)
     """
 
     science: np.ndarray | None = None

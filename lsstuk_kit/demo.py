@@ -6,7 +6,18 @@ import lsstuk_kit as lk
 
 
 def main():
-    """Load the sample night and show what a user gets."""
+    """Load the sample night and show what a user gets.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.demo import main
+    >>> main()
+    AlertBatch(679 alerts of 536 objects, 15494 history rows, survey=lsst, MJD 61099.001-61099.151)
+    ...
+    bright, reliable alerts (mag < 21, reliability > 0.8): 45 of 679
+    ...
+    cutouts of 61060000004422: science, template, difference, variance, psf, wcs; science (30, 30), ...
+    """
     batch = lk.load_sample()
     print(batch)
     print("\nsources (one row per alert):")

@@ -255,6 +255,21 @@ def write_alerts(alerts, path, schema, *, codec="null"):
     -------
     int
         Number of alerts written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsstuk_kit import read_alerts
+    >>> from lsstuk_kit.io import write_alerts
+    >>> from lsstuk_kit.simulate import simulate_packets
+    >>> schema, alerts = simulate_packets(4, n_history=2, seed=1, cutouts=False)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     n = write_alerts(alerts, f"{folder}/night.avro.gz", schema, codec="deflate")
+    ...     batch = read_alerts(f"{folder}/night.avro.gz")
+    >>> n, len(batch)
+    (4, 4)
+    >>> batch.sources.index.tolist() == [a["diaSourceId"] for a in alerts]
+    True
     """
     from . import _remote
 

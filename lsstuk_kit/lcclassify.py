@@ -23,7 +23,9 @@ the real/bogus model (:mod:`lsstuk_kit.realbogus`) remove them first.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +99,8 @@ def simulate_labelled(seeds, *, nights=60, alert_nights=20, fields=(1201, 15, 23
     features_kw : dict, optional
         Passed to :func:`extract_features`.
     keep_batches : bool
-        Also return the AlertBatch of each seed (their alerts are in a temporary folder kept until exit).
+        Also return the AlertBatch of each seed (their alerts are in a temporary folder, removed when the
+        batch is garbage-collected; without ``keep_batches`` the folder is removed before returning).
 
     Returns
     -------
@@ -105,6 +108,19 @@ def simulate_labelled(seeds, *, nights=60, alert_nights=20, fields=(1201, 15, 23
         Features per alert (indexed by ``diaSourceId``) plus ``label`` (:data:`CLASSES`, NaN for asteroids and
         bogus), ``subtype``, ``seed`` and ``object`` (a seed-unique object id for grouping). With
         ``keep_batches``, ``(frame, {seed: batch})``.
+
+    Examples
+    --------
+    A few nights of one small field (the defaults simulate 60 nights of three fields):
+
+    >>> from lsstuk_kit.lcclassify import CLASSES, simulate_labelled
+    >>> frame = simulate_labelled(3, nights=4, alert_nights=2, fields=(15,), scale=0.3)
+    >>> {"label", "subtype", "seed", "object", "nDetections"} <= set(frame.columns)
+    True
+    >>> set(frame["label"].dropna()) <= set(CLASSES), frame["seed"].unique().tolist()
+    (True, [3])
+    >>> bool(frame["object"].str.startswith("3:").all())     # object ids are unique across seeds
+    True
     """
     from . import read_alerts
     from .simulate import load_truth, simulate_survey, write_night
@@ -115,10 +131,19 @@ def simulate_labelled(seeds, *, nights=60, alert_nights=20, fields=(1201, 15, 23
         tables = simulate_survey(nights, seed=int(seed), fields=list(fields), start_mjd=start_mjd, scale=scale,
                                  revisit_nights=revisit_nights)
         folder = Path(tempfile.mkdtemp(prefix=f"lsstuk_lc_{seed}_"))
-        write_night(tables, folder, alert_nights=alert_nights, cutouts=False)
-        batch = read_alerts(folder / "alerts")
-        truth = load_truth(folder)
-        feats = extract_features(batch, **(features_kw or {}))
+        try:
+            write_night(tables, folder, alert_nights=alert_nights, cutouts=False)
+            batch = read_alerts(folder / "alerts")
+            truth = load_truth(folder)
+            feats = extract_features(batch, **(features_kw or {}))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if keep_batches:  # the batch reads its alerts back from the folder: removed when it is collected
+            weakref.finalize(batch, shutil.rmtree, str(folder), True)
+        else:
+            del batch
+            shutil.rmtree(folder, ignore_errors=True)
         tr = truth.reindex(feats.index)
         feats["label"] = truth_classes(tr)
         feats["subtype"] = tr["subtype"].astype(object)
@@ -395,9 +420,10 @@ def save_classifier(model, path):
     ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
     >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lc.skops"
-    >>> saved = save_classifier(model, path)
-    >>> predict_classes(load_classifier(path), feats.drop(columns="label").head(2))["predicted"].tolist()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_classifier(model, pathlib.Path(d) / "lc.skops")
+    ...     loaded = load_classifier(path)
+    >>> predict_classes(loaded, feats.drop(columns="label").head(2))["predicted"].tolist()
     ['SN Ia', 'SN Ia']
     """
     from .realbogus import save_model
@@ -418,9 +444,10 @@ def load_classifier(path, *, sha256=None):
     ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
     >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lc.skops"
-    >>> saved = save_classifier(model, path)
-    >>> predict_classes(load_classifier(path), feats.drop(columns="label").head(2))["predicted"].tolist()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_classifier(model, pathlib.Path(d) / "lc.skops")
+    ...     loaded = load_classifier(path)
+    >>> predict_classes(loaded, feats.drop(columns="label").head(2))["predicted"].tolist()
     ['SN Ia', 'SN Ia']
     """
     from .realbogus import load_model

@@ -65,6 +65,19 @@ def make_training_set(n=50_000, seed=0, real_fraction=0.5, chunk=10_000):
         science, template, difference.
     labels : DataFrame
         ``real`` (1/0), ``bogusType`` ("" for real), ``snr``, ``kind`` (real source kind).
+
+    Examples
+    --------
+    >>> X, labels = make_training_set(200, seed=1)
+    >>> X.shape, X.dtype
+    ((200, 3, 30, 30), dtype('float32'))
+    >>> labels.columns.tolist()
+    ['real', 'bogusType', 'snr', 'kind']
+    >>> bool(((labels["bogusType"] == "") == (labels["real"] == 1)).all())   # only bogus stamps have a type
+    True
+    >>> X2, _ = make_training_set(200, seed=1)   # the same seed gives the same stamps
+    >>> np.array_equal(X, X2, equal_nan=True)      # (edge stamps hold NaN)
+    True
     """
     from .simulate.stamps import BOGUS_TYPES, make_triplets
 
@@ -110,6 +123,25 @@ class StampFeatures(TransformerMixin, BaseEstimator):
     concentration and sharpness, column structure (bad columns), empty-pixel
     fraction (edges), template brightness at the centre (bright stars,
     saturation), and the science/template correlation.
+
+    Examples
+    --------
+    >>> X, labels = make_training_set(100, seed=1)
+    >>> F = StampFeatures().fit_transform(X)
+    >>> F.shape, F.dtype
+    ((100, 16), dtype('float32'))
+    >>> names = StampFeatures().get_feature_names_out().tolist()
+    >>> names[:3]
+    ['fwhm', 'ellipticity', 'peakOffset']
+    >>> dipole = F[:, names.index("dipole")]    # near 1 for a positive source, near 0 for a dipole
+    >>> bool(dipole[labels["real"] == 1].mean() > dipole[labels["bogusType"] == "dipole"].mean())
+    True
+
+    Larger stamps (ZTF's 63x63) are cut to their central 30x30:
+
+    >>> ztf_like = np.pad(X, ((0, 0), (0, 0), (16, 17), (16, 17)))
+    >>> np.array_equal(StampFeatures().transform(ztf_like), F)
+    True
     """
 
     def fit(self, X, y=None):  # noqa: D102
@@ -176,7 +208,16 @@ class StampFeatures(TransformerMixin, BaseEstimator):
 
 
 class NormalisedPixels(TransformerMixin, BaseEstimator):
-    """The central ``size`` x ``size`` pixels of each stamp, divided by the difference stamp's noise."""
+    """The central ``size`` x ``size`` pixels of each stamp, divided by the difference stamp's noise.
+
+    Examples
+    --------
+    >>> X, labels = make_training_set(100, seed=1)
+    >>> NormalisedPixels().fit_transform(X).shape      # 3 stamps x 15 x 15 pixels each
+    (100, 675)
+    >>> NormalisedPixels(size=5).transform(X).shape
+    (100, 75)
+    """
 
     def __init__(self, size=15):
         self.size = size
@@ -192,7 +233,25 @@ class NormalisedPixels(TransformerMixin, BaseEstimator):
 
 
 def make_model(kind="features", seed=0):
-    """A scikit-learn Pipeline: ``"features"`` (default) or ``"pixels"``, then gradient-boosted trees."""
+    """A scikit-learn Pipeline: ``"features"`` (default) or ``"pixels"``, then gradient-boosted trees.
+
+    Examples
+    --------
+    >>> [name for name, _ in make_model().steps], make_model("pixels").steps[0][0]
+    (['features', 'classifier'], 'pixels')
+    >>> X, labels = make_training_set(300, seed=1)
+    >>> X_test, labels_test = make_training_set(200, seed=2)
+    >>> model = make_model().set_params(classifier__max_iter=20)   # fewer trees: a quick example
+    >>> model = model.fit(X, labels["real"])
+    >>> model.predict_proba(X_test).shape
+    (200, 2)
+    >>> bool(model.score(X_test, labels_test["real"]) > 0.8)       # accuracy on unseen stamps
+    True
+    >>> make_model("cnn")
+    Traceback (most recent call last):
+    ...
+    ValueError: kind must be 'features' or 'pixels'
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
 
@@ -218,6 +277,21 @@ def evaluate(y_true, score, bogus_type=None, snr=None, mdr=0.01, fpr=0.01):
         ``mdr`` of reals) and its ``threshold_mdr``; ``mdr_at_fpr`` and
         ``threshold_fpr``; ``by_bogus_type`` (pass rate per type at ``threshold_mdr``);
         ``by_snr`` (missed-detection rate per S/N bin at ``threshold_mdr``).
+
+    Examples
+    --------
+    Toy scores: reals score high, cosmic rays low, dipoles in between.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 100)
+    >>> bogus_type = np.repeat(["", "cosmic_ray", "dipole"], [100, 50, 50])
+    >>> score = np.where(y == 1, rng.uniform(0.4, 1.0, 200),
+    ...                  np.where(bogus_type == "dipole", rng.uniform(0.3, 0.6, 200), rng.uniform(0.0, 0.2, 200)))
+    >>> r = evaluate(y, score, bogus_type=bogus_type)
+    >>> r["n_real"], r["n_bogus"], round(r["auc"], 3), r["fpr_at_mdr"]
+    (100, 100, 0.949, 0.32)
+    >>> r["by_bogus_type"].to_dict()     # share of each type kept at the threshold missing 1 % of reals
+    {'cosmic_ray': 0.0, 'dipole': 0.64}
     """
     from sklearn.metrics import roc_auc_score
 
@@ -241,7 +315,21 @@ def evaluate(y_true, score, bogus_type=None, snr=None, mdr=0.01, fpr=0.01):
 
 
 def plot_roc(y_true, score, ax=None, label=None):
-    """ROC curve (false-positive rate vs missed-detection rate, log axes, as ATLAS and Pan-STARRS plot it)."""
+    """ROC curve (false-positive rate vs missed-detection rate, log axes, as ATLAS and Pan-STARRS plot it).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 100)
+    >>> score = np.clip(rng.normal(np.where(y == 1, 0.7, 0.3), 0.15), 0, 1)
+    >>> ax = plot_roc(y, score, label="toy")
+    >>> ax.get_xscale(), ax.get_yscale(), len(ax.lines)    # the curve and the two 1 % guides
+    ('log', 'log', 3)
+    >>> ax.get_legend().get_texts()[0].get_text()
+    'toy'
+    >>> plt.close("all")
+    """
     from sklearn.metrics import roc_curve
 
     if ax is None:
@@ -262,7 +350,19 @@ def plot_roc(y_true, score, ax=None, label=None):
 
 
 def plot_precision_recall(y_true, score, ax=None):
-    """Precision and recall against threshold (Rubin's convention)."""
+    """Precision and recall against threshold (Rubin's convention).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 100)
+    >>> score = np.clip(rng.normal(np.where(y == 1, 0.7, 0.3), 0.15), 0, 1)
+    >>> ax = plot_precision_recall(y, score)
+    >>> [line.get_label() for line in ax.lines], ax.get_xlabel()
+    (['precision', 'recall'], 'threshold')
+    >>> plt.close("all")
+    """
     from sklearn.metrics import precision_recall_curve
 
     if ax is None:
@@ -279,7 +379,23 @@ def plot_precision_recall(y_true, score, ax=None):
 
 
 def plot_breakdown(result, fig=None):
-    """Bar charts of :func:`evaluate`'s pass rate per bogus type and MDR per S/N bin."""
+    """Bar charts of :func:`evaluate`'s pass rate per bogus type and MDR per S/N bin.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 100)
+    >>> bogus_type = np.repeat(["", "cosmic_ray", "dipole"], [100, 50, 50])
+    >>> score = np.clip(rng.normal(np.where(y == 1, 0.7, 0.3), 0.15), 0, 1)
+    >>> snr = rng.uniform(5, 60, 200)
+    >>> fig = plot_breakdown(evaluate(y, score, bogus_type=bogus_type, snr=snr))
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['bogus kept at 1% MDR', 'missed-detection rate']
+    >>> len(fig.axes[0].patches), len(fig.axes[1].patches)   # one bar per bogus type, per S/N bin
+    (2, 5)
+    >>> plt.close("all")
+    """
     if fig is None:
         import matplotlib.pyplot as plt  # a pyplot figure, so that it shows inline in a notebook
 
@@ -321,6 +437,20 @@ def save_model(model, path):
     -------
     Path
         The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> X, labels = make_training_set(200, seed=1)
+    >>> model = make_model().set_params(classifier__max_iter=20).fit(X, labels["real"])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_model(model, Path(d) / "models" / "rb.skops")   # missing folders are made
+    ...     loaded = load_model(path)
+    ...     path.name, path.is_file()
+    ('rb.skops', True)
+    >>> bool((loaded.predict_proba(X) == model.predict_proba(X)).all())
+    True
     """
     import skops.io as sio
 
@@ -365,9 +495,11 @@ def load_model(path, trusted=None, *, sha256=None):
     --------
     >>> import tempfile, pathlib
     >>> X, labels = make_training_set(300, seed=1)
-    >>> model = make_model().fit(X, labels["real"].to_numpy())
-    >>> path = save_model(model, pathlib.Path(tempfile.mkdtemp()) / "rb.skops")
-    >>> bool((load_model(path).predict(X) == model.predict(X)).all())
+    >>> model = make_model().set_params(classifier__max_iter=20).fit(X, labels["real"].to_numpy())
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_model(model, pathlib.Path(d) / "rb.skops")
+    ...     loaded = load_model(path)
+    >>> bool((loaded.predict(X) == model.predict(X)).all())
     True
     """
     import skops.io as sio
@@ -448,6 +580,25 @@ def default_model(n=20_000, seed=0, retrain=False):
     Returns
     -------
     sklearn.pipeline.Pipeline
+
+    Examples
+    --------
+    Here the cache is a temporary folder and the training set small (``n=100``), to keep
+    the example quick; ``default_model()`` trains on 20,000 stamps.
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> from unittest import mock
+    >>> with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"LSSTUK_KIT_CACHE": cache}):
+    ...     model = default_model(n=100)    # trained, then cached
+    ...     again = default_model(n=100)    # loaded from the cache, its SHA-256 checked
+    ...     sorted(p.suffix for p in Path(cache).iterdir())
+    ['.json', '.skops']
+    >>> [name for name, _ in model.steps]
+    ['features', 'classifier']
+    >>> X, labels = make_training_set(50, seed=5)
+    >>> bool((again.predict_proba(X) == model.predict_proba(X)).all())
+    True
     """
     import json
     import warnings
@@ -503,6 +654,17 @@ def batch_stamps(batch):
     ZTF stamps (63x63) are cut to their central 30x30. A batch mixing layouts
     (e.g. Rubin 30x30 and ZTF 63x63 read from one folder) is decoded alert by
     alert, each stamp cut to its own centre; missing stamps are NaN.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> batch = lk.load_sample()[:5]
+    >>> X = batch_stamps(batch)
+    >>> X.shape, X.dtype
+    ((5, 3, 30, 30), dtype('float32'))
+    >>> first = batch.sources.index[0]
+    >>> np.array_equal(X[0, 2], batch.cutouts(first).difference)   # [:, 2] is the difference stamp
+    True
     """
     from .cutouts import fast_stack
 
@@ -522,6 +684,18 @@ def score_batch(batch, model=None):
     """Real/bogus score (probability of being real) of each alert, as a Series by ``diaSourceId``.
 
     A :class:`~lsstuk_kit.scale.DaskAlerts` gives a Dask Series, scored partition by partition.
+
+    Examples
+    --------
+    Without ``model``, :func:`default_model` scores; here a quick model trained on 300 stamps:
+
+    >>> import lsstuk_kit as lk
+    >>> X, labels = make_training_set(300, seed=1)
+    >>> model = make_model().set_params(classifier__max_iter=20).fit(X, labels["real"])
+    >>> batch = lk.load_sample()[:10]
+    >>> s = score_batch(batch, model)
+    >>> s.name, len(s), s.index.equals(batch.sources.index), bool(s.between(0, 1).all())
+    ('realbogus', 10, True, True)
     """
     from ._lazy import _is_lazy
 
@@ -559,6 +733,23 @@ class RealStampSet(tuple):
         One row per alert (index ``diaSourceId``): ``diaObjectId``, ``survey``, ``broker``, ``band``,
         ``score`` (the label's score), ``labelSource``, ``snr``, ``real``. ``meta.attrs`` holds
         ``real_at``, ``bogus_at`` and ``left_out`` (alerts not labelled, by reason).
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> rs = real_stamp_set(lk.load_sample())
+    >>> rs
+    RealStampSet(real >= 0.9, bogus <= 0.1; lsst: 71 real / 121 bogus (176 objects))
+    >>> X, y, groups, meta = rs
+    >>> X is rs.X, X.shape[1:], int(y.sum()), len(meta)
+    (True, (3, 30, 30), 71, 192)
+    >>> rs.counts()[["n_real", "n_bogus", "objects"]]
+            n_real  n_bogus  objects
+    survey
+    lsst        71      121      176
+    >>> bright = rs.subset("snr > 20")
+    >>> bool((bright.meta["snr"] > 20).all()), len(bright.y) < len(rs.y)
+    (True, True)
     """
 
     __slots__ = ()
@@ -831,6 +1022,21 @@ def grouped_folds(real_set, n_splits=5, seed=0):
     No object has alerts on both sides of a fold. The number of folds is lowered to
     the number of objects holding a bogus (or real) alert where that is smaller, so
     every test fold holds both classes; fewer than 2 such objects gives ``[]``.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> rs = real_stamp_set(lk.load_sample())
+    >>> folds = grouped_folds(rs, n_splits=3)
+    >>> len(folds)
+    3
+    >>> train, test = folds[0]
+    >>> set(rs.groups[train]) & set(rs.groups[test])    # no object on both sides
+    set()
+    >>> sorted(set(rs.y[test].tolist()))                # both classes in the test fold
+    [0, 1]
+    >>> grouped_folds(rs.subset(rs.y == 1))              # reals only: no folds
+    []
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -992,6 +1198,19 @@ def threshold_sensitivity(batch, thresholds=THRESHOLDS, *, survey=None, models=(
     DataFrame
         One row per (thresholds, model), with ``real_at``, ``bogus_at``, ``left_out`` (alerts
         between the thresholds) and :func:`compare_models`'s columns.
+
+    Examples
+    --------
+    The real-only model here (quick); the default ``models=("sim",)`` scores with :func:`default_model`.
+
+    >>> import lsstuk_kit as lk
+    >>> t = threshold_sensitivity(lk.load_sample(), [(0.8, 0.2), (0.9, 0.1)], models=("real",), n_boot=50)
+    >>> t[["real_at", "bogus_at", "left_out", "model", "n_real", "n_bogus"]]
+       real_at  bogus_at  left_out model  n_real  n_bogus
+    0      0.8       0.2       320  real     131      228
+    1      0.9       0.1       487  real      71      121
+    >>> bool(t["auc"].between(0.5, 1).all())
+    True
     """
     stamps = batch_stamps(batch) if stamps is None else stamps
     out = []
@@ -1009,6 +1228,16 @@ def format_table(table):
     """A compact text version of :func:`compare_models` / :func:`threshold_sensitivity` output.
 
     Each metric as ``value [lo, hi]``, with the counts: alerts (objects) per class.
+
+    Examples
+    --------
+    >>> import lsstuk_kit as lk
+    >>> rs = real_stamp_set(lk.load_sample())
+    >>> text = format_table(compare_models(rs, models=("real",), n_boot=50))
+    >>> text.columns.tolist()
+    ['model', 'real (obj)', 'bogus (obj)', 'AUC [95%]', 'FPR@1%MDR [95%]', 'MDR@1%FPR [95%]']
+    >>> text.loc[0, "model"], text.loc[0, "real (obj)"], text.loc[0, "bogus (obj)"]
+    ('(b) real only', '71 (55)', '121 (121)')
     """
     t = table.reset_index() if "model" not in table.columns else table.copy()
 
@@ -1038,6 +1267,17 @@ def plot_real_roc(real_set, scores, table=None, ax=None):
 
     ``scores`` is :func:`compare_models`'s second output (``return_scores=True``); the
     legend gives each model's AUC with its interval from ``table`` when given.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import lsstuk_kit as lk
+    >>> rs = real_stamp_set(lk.load_sample())
+    >>> table, scores = compare_models(rs, models=("real",), n_boot=50, return_scores=True)
+    >>> ax = plot_real_roc(rs, scores, table)
+    >>> ax.get_legend().get_texts()[0].get_text()
+    '(b) real only: AUC 0.99 [0.98, 0.99]'
+    >>> plt.close("all")
     """
     from sklearn.metrics import roc_curve
 

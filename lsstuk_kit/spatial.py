@@ -217,6 +217,32 @@ class Q3CIndex(_Index):
         A libpq connection string (e.g. ``LocalPostgres().conninfo``).
     table : str
         Table name to create (replaced if present).
+
+    Examples
+    --------
+    The index lives in a running PostgreSQL server; without one, building it fails at once:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import BruteForce, LocalPostgres, Q3CIndex
+    >>> rng = np.random.default_rng(0)
+    >>> ra, dec = rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000)
+    >>> with tempfile.TemporaryDirectory() as empty:   # a socket folder with no server in it
+    ...     try:
+    ...         Q3CIndex(ra, dec, f"host={empty} dbname=postgres user=postgres")
+    ...     except Exception as err:
+    ...         print(type(err).__name__)
+    OperationalError
+
+    With a throwaway server (needs PostgreSQL and Q3C installed; not run in the doctests), it finds the
+    same rows as brute force:
+
+    >>> with LocalPostgres() as pg:                    # doctest: +SKIP
+    ...     index = Q3CIndex(ra, dec, pg.conninfo)
+    ...     rows = index.query(10.5, -0.5, 300.0)      # row numbers within 300 arcsec
+    ...     index.close()
+    >>> len(rows), bool(np.array_equal(rows, BruteForce(ra, dec).query(10.5, -0.5, 300.0)))  # doctest: +SKIP
+    (19, True)
     """
 
     name = "Q3C (PostgreSQL)"
@@ -262,12 +288,42 @@ class LocalPostgres:
     Needs the server binaries (Debian: ``apt-get install postgresql``) and, for
     Q3C, ``postgresql-15-q3c``. As root the server runs as the ``postgres`` user.
 
+    Attributes
+    ----------
+    bindir : Path
+        The folder of ``initdb`` and ``pg_ctl``.
+    conninfo : str
+        Once started: the libpq connection string (``host=<socket folder> dbname=postgres user=postgres``).
+
+    Raises
+    ------
+    RuntimeError
+        If the PostgreSQL server binaries are not found.
+
     Examples
     --------
-    ::
+    Whether a throwaway server can run here:
 
-        with LocalPostgres() as pg:
-            index = Q3CIndex(ra, dec, pg.conninfo)
+    >>> from lsstuk_kit.spatial import LocalPostgres
+    >>> bindir = LocalPostgres.find_bindir()          # None without the server binaries
+    >>> bindir is None or ((bindir / "initdb").exists() and (bindir / "pg_ctl").exists())
+    True
+    >>> isinstance(LocalPostgres.has_q3c(), bool)
+    True
+
+    Starting one takes a few seconds (``initdb``), so this part is not run in the doctests:
+
+    >>> import numpy as np
+    >>> from lsstuk_kit.spatial import Q3CIndex
+    >>> rng = np.random.default_rng(0)
+    >>> ra, dec = rng.uniform(10, 11, 1000), rng.uniform(-1, 0, 1000)
+    >>> with LocalPostgres() as pg:                    # doctest: +SKIP
+    ...     print(pg.conninfo)
+    ...     index = Q3CIndex(ra, dec, pg.conninfo)
+    ...     print(index.query(10.5, -0.5, 300.0)[:5].tolist())
+    ...     index.close()
+    host=/tmp/lsstuk_pg_.../sock dbname=postgres user=postgres
+    [75, 191, 204, 226, 243]
     """
 
     def __init__(self):

@@ -75,6 +75,22 @@ class BrokerUnavailableError(ConnectionError):
         ``"connect"``, ``"fetch"``, ``"commit"`` or ``"produce"``.
     kafka_error : confluent_kafka.KafkaError or None
         The last error reported by the client library.
+
+    Examples
+    --------
+    >>> import socket
+    >>> from lsstuk_kit.stream import BrokerUnavailableError, read_kafka
+    >>> closed = socket.socket()
+    >>> closed.bind(("127.0.0.1", 0))                  # a port where nothing listens
+    >>> servers = f"127.0.0.1:{closed.getsockname()[1]}"
+    >>> try:
+    ...     read_kafka("alerts", servers, timeout=1)
+    ... except BrokerUnavailableError as err:
+    ...     print(err)
+    ...     print(err.operation, err.servers == servers, isinstance(err, ConnectionError))
+    Kafka broker at 127.0.0.1:... unreachable within 1 s (...)
+    connect True True
+    >>> closed.close()
     """
 
     def __init__(self, message, *, servers=None, operation=None, kafka_error=None):
@@ -170,7 +186,27 @@ def kafka_config(bootstrap_servers=None, config_file=None, **overrides) -> dict:
 
 
 def redacted(cfg: dict) -> dict:
-    """A copy of a config safe to print: secret values replaced by ``***``."""
+    """A copy of a config safe to print: secret values replaced by ``***``.
+
+    Parameters
+    ----------
+    cfg : dict
+        Kafka client settings, e.g. from :func:`kafka_config`.
+
+    Returns
+    -------
+    dict
+        The same keys; the value of every key naming a password, secret, key or token is ``"***"``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.stream import redacted
+    >>> cfg = {"bootstrap.servers": "kafka.example:9093", "sasl.username": "me", "sasl.password": "hunter2"}
+    >>> redacted(cfg)
+    {'bootstrap.servers': 'kafka.example:9093', 'sasl.username': 'me', 'sasl.password': '***'}
+    >>> cfg["sasl.password"]                           # the config itself is unchanged
+    'hunter2'
+    """
     return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in cfg.items()}
 
 
@@ -202,6 +238,31 @@ def encode_messages(batch, format="avro", *, kind="full"):  # noqa: A002 - read_
         Every kind is read back by :func:`~lsstuk_kit.read_alerts`.
     kind : str
         The Lasair message kind.
+
+    Returns
+    -------
+    list of tuple
+        ``(key, value, timestamp_ms)`` per alert: the ``diaObjectId`` as text bytes, the message bytes,
+        and the alert's ``midpointMjdTai`` as Unix milliseconds.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, read_alerts
+    >>> from lsstuk_kit.stream import encode_messages
+    >>> batch = load_sample()[:3]
+    >>> messages = encode_messages(batch)
+    >>> key, value, timestamp_ms = messages[0]
+    >>> key == str(batch.sources["diaObjectId"].iloc[0]).encode()
+    True
+    >>> batch.sources["schemaVersion"].iloc[0], value[0], int.from_bytes(value[1:5], "big")  # magic byte, schema id
+    ('lsst.v11_1', 0, 1101)
+    >>> back = read_alerts([value for _, value, _ in messages])   # as a consumer decodes them
+    >>> back.sources.index.equals(batch.sources.index)
+    True
+    >>> import json
+    >>> _, value, _ = encode_messages(batch, "lasair-json", kind="attributes")[0]
+    >>> sorted(json.loads(value))
+    ['UTC', 'decl', 'diaObjectId', 'ra']
     """
     if format == "lasair-json":
         from .formats.lasair_json import to_lasair_messages
@@ -279,6 +340,30 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
     BrokerUnavailableError
         A :class:`ConnectionError`: messages not delivered within ``timeout``
         (broker unreachable); the client library retries within that time.
+
+    Examples
+    --------
+    Without a broker, nothing is delivered and the call says so after ``timeout`` seconds:
+
+    >>> import socket
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.stream import BrokerUnavailableError, LocalBroker, write_kafka
+    >>> batch = load_sample()[:3]
+    >>> closed = socket.socket()
+    >>> closed.bind(("127.0.0.1", 0))                  # a port where nothing listens
+    >>> try:
+    ...     write_kafka(batch, "alerts", f"127.0.0.1:{closed.getsockname()[1]}", timeout=1)
+    ... except BrokerUnavailableError as err:
+    ...     print(err.operation, "|", err)
+    produce | Kafka at 127.0.0.1:...: 3 of 3 messages undelivered after 1 s
+    >>> closed.close()
+
+    With a broker (a local one here; not run in the doctests):
+
+    >>> with LocalBroker() as broker:                  # doctest: +SKIP
+    ...     topic = broker.create_topic("alerts")
+    ...     write_kafka(batch, topic, broker.bootstrap_servers)
+    3
     """
     ck = _kafka()
     cfg = kafka_config(bootstrap_servers, config, **settings)
@@ -307,7 +392,7 @@ def write_kafka(batches, topic, bootstrap_servers=None, *, config=None, timeout=
     left = producer.flush(timeout)
     if left or errors:
         raise BrokerUnavailableError(
-            f"Kafka at {cfg['bootstrap.servers']}: {left} of {sent} messages undelivered after {timeout:.0f} s"
+            f"Kafka at {cfg['bootstrap.servers']}: {left} of {sent} messages undelivered after {timeout:g} s"
             + (f"; first error: {errors[0]}" if errors else ""), servers=cfg["bootstrap.servers"], operation="produce")
     return delivered[0]
 
@@ -319,6 +404,23 @@ def publish_digest(batch, topic, bootstrap_servers=None, *, format="avro", kind=
     "lite" or "full"), ``format="fink-parquet"`` one Fink-style Parquet table per
     alert, ``"avro"`` (default) Rubin's wire format. A consumer reads any of them
     back with ``read_alerts([msg.value() for msg in messages])``.
+
+    Examples
+    --------
+    The messages a digest of the bright alerts holds (:func:`encode_messages`), then the call that
+    sends them (needs a broker, hence not run here):
+
+    >>> import json
+    >>> from lsstuk_kit import filters as F
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.stream import encode_messages, publish_digest
+    >>> sample = load_sample()
+    >>> bright = sample.filter(F.observable(sample, max_mag=20.5))
+    >>> messages = encode_messages(bright, "lasair-json", kind="attributes")
+    >>> len(messages) == len(bright), sorted(json.loads(messages[0][1]))
+    (True, ['UTC', 'decl', 'diaObjectId', 'ra'])
+    >>> publish_digest(bright, "bright", "127.0.0.1:9092", format="lasair-json", kind="attributes")  # doctest: +SKIP
+    34
     """
     return write_kafka(batch, topic, bootstrap_servers, format=format, kind=kind, **kwargs)
 
@@ -443,7 +545,7 @@ class _Consumer:
             err, text = _describe(exc)
             self.close()
             raise BrokerUnavailableError(
-                f"Kafka broker at {self.servers} unreachable within {self.timeout:.0f} s ({text})",
+                f"Kafka broker at {self.servers} unreachable within {self.timeout:g} s ({text})",
                 servers=self.servers, operation="connect", kafka_error=err) from None
         except BaseException:
             self.close()
@@ -845,6 +947,30 @@ def stream_alerts(topic, bootstrap_servers=None, *, group_id="lsstuk-kit", start
             handle(chunk)                      # at least once: be idempotent
             for letter in chunk.dead_letters:  # raw bytes of each bad message
                 print(letter.label, letter.reason)
+
+    The generator connects when the first chunk is asked for; a broker that cannot be
+    reached raises :class:`BrokerUnavailableError` after ``timeout`` seconds:
+
+    >>> import socket
+    >>> from lsstuk_kit.stream import stream_alerts
+    >>> closed = socket.socket()
+    >>> closed.bind(("127.0.0.1", 0))                  # a port where nothing listens
+    >>> chunks = stream_alerts("alerts", f"127.0.0.1:{closed.getsockname()[1]}", timeout=1)  # nothing happens yet
+    >>> next(chunks)
+    Traceback (most recent call last):
+    ...
+    lsstuk_kit.stream.BrokerUnavailableError: Kafka broker at 127.0.0.1:... unreachable within 1 s (...)
+    >>> closed.close()
+
+    Against a local broker (not run in the doctests), 20 alerts in chunks of 8:
+
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.stream import LocalBroker, write_kafka
+    >>> with LocalBroker() as broker:                  # doctest: +SKIP
+    ...     topic = broker.create_topic("alerts")
+    ...     n = write_kafka(load_sample()[:20], topic, broker.bootstrap_servers)
+    ...     [len(chunk) for chunk in stream_alerts(topic, broker.bootstrap_servers, chunk_size=8, idle_timeout=2)]
+    [8, 8, 4]
     """
     _check_errors(errors)
     stream = _Consumer(topic, bootstrap_servers, group_id=group_id, start=start, chunk_size=chunk_size,
@@ -911,6 +1037,30 @@ def read_kafka(topic, bootstrap_servers=None, *, max_alerts=None, errors="raise"
     BrokerUnavailableError
         As in :func:`stream_alerts`; if the final commit fails, the batch is not
         returned and the same messages are read again by the next call.
+    ValueError
+        If ``errors`` is neither ``"raise"`` nor ``"skip"``, or the topic does not exist.
+
+    Examples
+    --------
+    Arguments are checked before the broker is contacted:
+
+    >>> from lsstuk_kit.stream import read_kafka
+    >>> read_kafka("alerts", "127.0.0.1:9092", errors="ignore")
+    Traceback (most recent call last):
+    ...
+    ValueError: errors must be 'raise' or 'skip', not 'ignore'
+
+    A round trip through a local broker (not run in the doctests):
+
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.stream import LocalBroker, write_kafka
+    >>> with LocalBroker() as broker:                  # doctest: +SKIP
+    ...     topic = broker.create_topic("alerts")
+    ...     write_kafka(load_sample()[:20], topic, broker.bootstrap_servers)
+    ...     back = read_kafka(topic, broker.bootstrap_servers, group_id="me", errors="skip", idle_timeout=2)
+    20
+    >>> len(back), back.dead_letters                   # doctest: +SKIP
+    (20, [])
     """
     from .batch import AlertBatch
 
@@ -951,11 +1101,18 @@ class LocalBroker:
 
     Examples
     --------
-    ::
+    Not run in the doctests: starting Tansu takes a couple of seconds, and the first
+    ``LocalBroker()`` copies Tansu's binary (about 40 MB) to ``~/.calfkit/bin``.
 
-        with LocalBroker() as broker:
-            broker.create_topic("alerts")
-            write_kafka(batch, "alerts", broker.bootstrap_servers)
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.stream import LocalBroker, read_kafka, write_kafka
+    >>> with LocalBroker() as broker:                  # doctest: +SKIP
+    ...     topic = broker.create_topic("alerts")
+    ...     write_kafka(load_sample()[:20], topic, broker.bootstrap_servers)
+    ...     back = read_kafka(topic, broker.bootstrap_servers, group_id="me", idle_timeout=2)
+    20
+    >>> len(back), broker                              # doctest: +SKIP
+    (20, LocalBroker(127.0.0.1:..., stopped))
     """
 
     def __init__(self, port=None, start_timeout=20.0):
@@ -997,7 +1154,7 @@ class LocalBroker:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise TimeoutError(f"the Tansu broker did not accept connections within {self.start_timeout:.0f} s")
+        raise TimeoutError(f"the Tansu broker did not accept connections within {self.start_timeout:g} s")
 
     def create_topic(self, name, partitions=1, timeout=15.0) -> str:
         """Create a topic (one replica); return its name."""

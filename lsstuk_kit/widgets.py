@@ -47,6 +47,28 @@ class AlertBrowser:
         Rows shown in the table.
     max_choices : int
         Alerts offered in the selection list.
+
+    Examples
+    --------
+    In a notebook, ``AlertBrowser(batch)`` as the last line of a cell shows it. Its state can
+    also be driven from code (outside a notebook nothing is displayed; the figures are kept):
+
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.widgets import AlertBrowser
+    >>> batch = load_sample()[:20]
+    >>> browser = AlertBrowser(batch)
+    >>> browser.reliability.value = 0.9          # as moving the slider does
+    >>> browser.select(browser.filtered.index[-1])
+    >>> browser.count.value
+    '<b>3</b> of 20 alerts'
+    >>> bool((browser.filtered["reliability"] >= 0.9).all()), bool(browser.selected == browser.filtered.index[-1])
+    (True, True)
+    >>> sorted(browser.figures)
+    ['cutouts', 'lightcurve']
+    >>> browser.select(123)
+    Traceback (most recent call last):
+    ...
+    KeyError: 'alert 123 is not among the filtered alerts'
     """
 
     def __init__(self, batch, classes=None, info=None, max_rows=50, max_choices=1000):
@@ -141,8 +163,10 @@ class AlertBrowser:
         from .lightcurves import plot_lightcurve
 
         self.selected = sid
-        self.cutout_out.clear_output()
-        self.lc_out.clear_output()
+        live = _in_ipython()  # outside a notebook or IPython, widget output would go to stdout
+        if live:
+            self.cutout_out.clear_output()
+            self.lc_out.clear_output()
         if sid is None:
             self.figures = {}
             self.info_html.value = "<i>no alert selected</i>"
@@ -151,10 +175,11 @@ class AlertBrowser:
         oid = self.batch.sources.loc[sid, "diaObjectId"]
         ax = plot_lightcurve(self.batch, oid, Figure(figsize=(5.5, 3)).subplots())
         self.figures = {"cutouts": fig_c, "lightcurve": ax.figure}
-        with self.cutout_out:
-            _display(fig_c)
-        with self.lc_out:
-            _display(ax.figure)
+        if live:
+            with self.cutout_out:
+                _display(fig_c)
+            with self.lc_out:
+                _display(ax.figure)
         self.info_html.value = self._info(sid)
 
     def _info(self, sid):
@@ -172,6 +197,14 @@ class AlertBrowser:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
 
 
 def _display(fig):  # pragma: no cover - output only in a notebook

@@ -78,3 +78,22 @@ def test_real_labels_and_scores(real_alerts, model):
     assert score.n == int(lab["reference"].notna().sum())
     assert score.per_class.loc["AGN", "n"] >= 100
     assert pd.Series(pred["predicted"]).isin(L.CLASSES).all()
+
+
+def test_simulate_labelled_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """Its alerts go to a temporary folder: removed before returning, or with the batch kept."""
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    kw = dict(nights=4, alert_nights=2, fields=(15,), scale=0.3)
+    frame = L.simulate_labelled(3, **kw)
+    assert len(frame) > 0 and list(tmp_path.iterdir()) == []
+    frame, batches = L.simulate_labelled(3, keep_batches=True, **kw)
+    (folder,) = tmp_path.iterdir()
+    assert len(batches[3]) == len(frame)
+    first = next(iter(batches[3]))  # the raw alert, read back from the folder while the batch lives
+    assert first["diaSource"]["diaSourceId"] == batches[3].sources.index[0]
+    del batches
+    gc.collect()
+    assert not folder.exists()

@@ -213,6 +213,46 @@ def test_errors_in_a_later_partition(tmp_path):
     assert len(lenient.sources.compute()) + len(errors) >= n_sample - 50  # good records kept (679 in the sample)
 
 
+@pytest.mark.parametrize("size", ["1B", "3MB", "64MB"])
+def test_an_alert_in_two_partitions_is_kept_once(tmp_path, size):
+    """A file written twice (e.g. an at-least-once consumer's chunk): every table as in memory.
+
+    The in-memory reader keeps the first copy and lists the repeats in ``errors``; the Dask
+    engine must do the same when the copies fall in different partitions.
+    """
+    files = iter_files(lk.sample_path())
+    for f in files:
+        shutil.copy(f, tmp_path)
+    shutil.copy(files[2], tmp_path / "visit_999999999999999.avro")  # a later name: read last
+    with pytest.warns(UserWarning, match="appear more than once"):
+        mem = lk.read_alerts(tmp_path)
+    repeated = int(pd.read_csv(lk.sample_path() / "alerts" / "index.csv")["n_alerts"].iloc[2])
+    assert len(mem.errors) == repeated > 0
+    night = lk.read_alerts(tmp_path, engine="dask", partition_size=size)
+    assert (night.npartitions > 1) == (size != "64MB")
+    pd.testing.assert_frame_equal(sorted_rows(night.sources.compute()), sorted_rows(mem.sources))
+    h = night.history.compute().sort_values(HISTORY_ORDER, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(h, mem.history.sort_values(HISTORY_ORDER, kind="stable").reset_index(drop=True))
+    pd.testing.assert_frame_equal(night.objects.compute().sort_index(), mem.objects)
+    errors = night.errors.compute()
+    pd.testing.assert_frame_equal(errors.sort_values(["file", "record"]).reset_index(drop=True),
+                                  mem.errors.sort_values(["file", "record"]).reset_index(drop=True))
+    assert set(errors["file"].map(lambda f: f.split("/")[-1])) == {"visit_999999999999999.avro"}
+    assert night.to_avro(tmp_path / "out") == len(mem)
+    # skip mode: a corrupt file in between, the repeats still found (the ids come from the same read)
+    bad = tmp_path / sorted(p.name for p in tmp_path.glob("*.avro"))[4]
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    bad.write_bytes(bytes(data))
+    with pytest.warns(UserWarning):
+        mem = lk.read_alerts(tmp_path, errors="skip")
+    night = lk.read_alerts(tmp_path, engine="dask", partition_size=size, errors="skip")
+    pd.testing.assert_frame_equal(sorted_rows(night.sources.compute()), sorted_rows(mem.sources))
+    got = night.errors.compute()
+    assert sorted(map(tuple, got.astype(str).to_numpy().tolist())) == sorted(
+        map(tuple, mem.errors.astype(str).to_numpy().tolist()))
+
+
 def test_bad_input():
     with pytest.raises(FileNotFoundError):
         lk.read_alerts("/no/such/folder", engine="dask")

@@ -38,12 +38,37 @@ MAX_TEXT_BYTES = 2**30
 
 
 class UnknownFormatError(AlertFormatError):
-    """No registered format claims the input (the message lists the formats the kit knows)."""
+    """No registered format claims the input (the message lists the formats the kit knows).
+
+    Examples
+    --------
+    >>> from lsstuk_kit import AlertFormatError
+    >>> from lsstuk_kit.formats import Sniff, UnknownFormatError, identify
+    >>> try:
+    ...     identify(Sniff(label="notes.txt", suffix=".txt", head=b"hello"))
+    ... except UnknownFormatError as exc:
+    ...     err = exc
+    >>> isinstance(err, AlertFormatError), err.file
+    (True, 'notes.txt')
+    >>> print(err.reason)
+    no format the kit knows claims this input; give format= one of: alerce-json, ..., ztf-avro
+    """
 
 
 @dataclass
 class Sniff:
-    """What identification looks at: cheap, already in memory, never the whole file."""
+    """What identification looks at: cheap, already in memory, never the whole file.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Sniff, identify
+    >>> head = b'\\xef\\xbb\\xbf  {"oid": "ZTF20aaelulu", "detections": []}'  # a BOM, then JSON
+    >>> sniff = Sniff(label="lc.json", suffix=".json", head=head)
+    >>> sniff.text_head()
+    '{"oid": "ZTF20aaelulu", "detections": []}'
+    >>> identify(sniff).name
+    'alerce-json'
+    """
 
     label: str
     suffix: str = ""  # lower case, e.g. ".parquet", ".json", ".ddc", ".avro.gz"
@@ -70,6 +95,16 @@ class Source:
     skipped row in ``errors="skip"`` mode. A reader must call it once for every
     record (or message, or row) it does not turn into an alert, so that
     alerts read + records reported = records in the source.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Source
+    >>> Source(label="<bytes>", data=b'{"oid": "ZTF20aaelulu", "detections": []}').json()
+    {'oid': 'ZTF20aaelulu', 'detections': []}
+    >>> Source(label="<bytes>", data=b"not json").json()
+    Traceback (most recent call last):
+    ...
+    lsstuk_kit.errors.AlertFormatError: file <bytes>: not valid JSON (JSONDecodeError: Expecting value: ...)
     """
 
     label: str
@@ -114,23 +149,48 @@ class Source:
 class Frames:
     """What a format's ``read`` returns for one source (or one chunk of it).
 
-    sources : one row per alert, Rubin column names (``diaSourceId``, ``diaObjectId``,
+    Parameters
+    ----------
+    sources : pandas.DataFrame
+        One row per alert, Rubin column names (``diaSourceId``, ``diaObjectId``,
         ``ra``, ``dec``, ``midpointMjdTai``, ``band``, ``psfFlux``, ``psfFluxErr``, ``mag``,
         ``magErr``, ``snr``, ``reliability`` ... as far as the format carries them), plus
         ``survey`` ("lsst", "ztf", "atlas"), ``broker`` ("lasair", "fink", "alerce",
         "antares" or None for a survey's own stream) and ``schemaVersion``; broker
         additions as further columns, prefixed by the broker's name where they would
         clash (e.g. ``fink_clf_...``, ``lasair_...``).
-    history : long light-curve table (pandas or pyarrow): ``diaObjectId``, ``kind``
+    history : pandas.DataFrame or pyarrow.Table
+        Long light-curve table: ``diaObjectId``, ``kind``
         ("detection", "forced", "upper_limit"), ``midpointMjdTai``, ``band``,
         ``psfFlux``, ``psfFluxErr``, ``mag``, ``magErr`` ... and ``_alert``, the row in
         ``sources`` the history row came with. The alert's own detection is in it too.
-    objects : one row per alert (its object summary as carried), with ``diaObjectId``
+    objects : pandas.DataFrame
+        One row per alert (its object summary as carried), with ``diaObjectId``
         and ``_alert``; may be empty with only those two columns.
-    cutouts : name ("science", "template", "difference") -> sequence of bytes or
+    cutouts : dict
+        Name ("science", "template", "difference") -> sequence of bytes or
         None aligned with ``sources`` (FITS, possibly gzip-compressed, as the format has them).
-    records : index of each ``sources`` row in the source (record, message, row).
-    required : columns that must be non-null for a row to be an alert.
+    records : numpy.ndarray
+        Index of each ``sources`` row in the source (record, message, row).
+    required : tuple of str, default ("diaSourceId", "ra", "dec", "midpointMjdTai")
+        Columns that must be non-null for a row to be an alert.
+
+    Examples
+    --------
+    A format's ``read`` returns a list of them (here ALeRCE's, for a one-detection light curve):
+
+    >>> from lsstuk_kit.formats import Frames, Source, get
+    >>> lc = {"oid": "ZTF20aaelulu", "detections": [
+    ...     {"candid": "1101542291015015004", "mjd": 58855.54, "fid": 2, "magpsf": 17.28,
+    ...      "sigmapsf": 0.056, "isdiffpos": 1, "ra": 185.7288549, "dec": 15.8236255, "rb": 0.83}]}
+    >>> frames = get("alerce-json").read(Source(label="lc.json", obj=lc))
+    >>> f = frames[0]
+    >>> isinstance(f, Frames), len(f.sources), f.records.tolist(), f.cutouts
+    (True, 1, [0], {})
+    >>> f.required
+    ('diaSourceId', 'ra', 'dec', 'midpointMjdTai')
+    >>> f.history[["kind", "_alert"]].values.tolist()
+    [['detection', 0]]
     """
 
     sources: pd.DataFrame
@@ -145,17 +205,40 @@ class Frames:
 class FormatSpec:
     """A format the reader knows.
 
-    name : what ``format=`` takes, e.g. ``"fink-parquet"``.
-    description : one line for :func:`list_formats`.
-    identify : ``Sniff -> bool``; must be cheap and must not raise.
-    read : ``(Source) -> list[Frames]``; ``None`` for the Avro formats the reader decodes itself.
-    suffixes : file name endings a folder search picks up for this format.
-    survey, broker : what the rows are marked with.
-    priority : breaks ties when several formats claim an input (higher wins).
-    example : one line showing how to read it.
-    records : ``(path_or_bytes, wanted) -> iterator of (index, dict)``: raw records again by
+    Parameters
+    ----------
+    name : str
+        What ``format=`` takes, e.g. ``"fink-parquet"``.
+    description : str
+        One line for :func:`list_formats`.
+    identify : callable
+        ``Sniff -> bool``; must be cheap and must not raise.
+    read : callable or None
+        ``(Source) -> list[Frames]``; ``None`` for the Avro formats the reader decodes itself.
+    suffixes : tuple of str
+        File name endings a folder search picks up for this format.
+    survey, broker : str
+        What the rows are marked with (``broker`` None for a survey's own stream).
+    priority : int
+        Breaks ties when several formats claim an input (higher wins).
+    example : str
+        One line showing how to read it.
+    records : callable or None
+        ``(path_or_bytes, wanted) -> iterator of (index, dict)``: raw records again by
         their index in the source (for ``cutouts()`` of a batch read with ``cutouts=False``,
         iteration, ``to_avro``); ``None``: the records are the source's JSON messages, if any.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import FormatSpec, get
+    >>> spec = get("atlas-ddc")
+    >>> spec.survey, spec.suffixes, spec.read is not None
+    ('atlas', ('.ddc', '.ddc.gz'), True)
+    >>> get("rubin-avro").read is None  # decoded by the reader's Avro path
+    True
+    >>> toy = FormatSpec(name="toy", description="a toy format", identify=lambda sniff: sniff.suffix == ".toy")
+    >>> toy.priority, toy.broker
+    (0, None)
     """
 
     name: str
@@ -185,7 +268,32 @@ _LOADED = False
 
 
 def register(spec: FormatSpec, *, force: bool = False) -> None:
-    """Add a format; a name already taken raises ``ValueError`` unless ``force=True``."""
+    """Add a format; a name already taken raises ``ValueError`` unless ``force=True``.
+
+    Examples
+    --------
+    A toy format that claims ``.toy`` files; the registry has no ``unregister``, so the
+    example removes it from ``_REGISTRY`` again at the end.
+
+    >>> from lsstuk_kit import formats
+    >>> from lsstuk_kit.formats import FormatSpec, Sniff, identify, list_formats, register
+    >>> toy = FormatSpec(name="toy", description="a toy format", identify=lambda sniff: sniff.suffix == ".toy",
+    ...                  suffixes=(".toy",), survey="lsst")
+    >>> register(toy)
+    >>> "toy" in list_formats()["name"].tolist()
+    True
+    >>> identify(Sniff(label="night.toy", suffix=".toy")).name
+    'toy'
+    >>> register(toy)
+    Traceback (most recent call last):
+    ...
+    ValueError: format 'toy' is already registered
+    >>> register(toy, force=True)  # replaces it
+    >>> formats._REGISTRY.pop("toy").name
+    'toy'
+    >>> "toy" in list_formats()["name"].tolist()
+    False
+    """
     if spec.name in _REGISTRY and not force:
         raise ValueError(f"format {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
@@ -209,7 +317,19 @@ def _load():
 
 
 def get(name: str) -> FormatSpec:
-    """The format called ``name``; ``ValueError`` listing the known ones if none is."""
+    """The format called ``name``; ``ValueError`` listing the known ones if none is.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import get
+    >>> spec = get("fink-parquet")
+    >>> spec.name, spec.broker, spec.suffixes
+    ('fink-parquet', 'fink', ('.parquet',))
+    >>> get("csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown format 'csv'; the formats the kit knows are: alerce-json, antares-json, ..., ztf-avro
+    """
     _load()
     try:
         return _REGISTRY[name]
@@ -224,7 +344,17 @@ def names() -> list[str]:
 
 
 def list_formats() -> pd.DataFrame:
-    """The formats ``read_alerts`` knows: name, survey, broker, file suffixes, description, example."""
+    """The formats ``read_alerts`` knows: name, survey, broker, file suffixes, description, example.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import list_formats
+    >>> table = list_formats()
+    >>> table.columns.tolist()
+    ['name', 'survey', 'broker', 'suffixes', 'description', 'example']
+    >>> table.set_index("name").loc["atlas-ddc", ["survey", "suffixes"]].tolist()
+    ['atlas', '.ddc .ddc.gz']
+    """
     _load()
     rows = [{"name": s.name, "survey": s.survey, "broker": s.broker or "", "suffixes": " ".join(s.suffixes),
              "description": s.description, "example": s.example} for s in _REGISTRY.values()]
@@ -232,7 +362,20 @@ def list_formats() -> pd.DataFrame:
 
 
 def identify(sniff: Sniff) -> FormatSpec:
-    """The format that claims ``sniff``: the highest priority one; :class:`UnknownFormatError` if none does."""
+    """The format that claims ``sniff``: the highest priority one; :class:`UnknownFormatError` if none does.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Sniff, identify
+    >>> identify(Sniff(label="locus.json", suffix=".json", obj={"locus_id": "ANT2020nb5h6"})).name
+    'antares-json'
+    >>> identify(Sniff(label="02a58764o0104c.ddc", suffix=".ddc", head=b"# OBS= 02a58764o0104c\\n")).name
+    'atlas-ddc'
+    >>> identify(Sniff(label="notes.txt", suffix=".txt", head=b"hello"))
+    Traceback (most recent call last):
+    ...
+    lsstuk_kit.formats.UnknownFormatError: file notes.txt: no format the kit knows claims this input; ...
+    """
     _load()
     hits = []
     for spec in _REGISTRY.values():

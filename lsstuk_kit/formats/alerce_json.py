@@ -147,7 +147,19 @@ def _claims(obj) -> bool:
 
 
 def identify(sniff: Sniff) -> bool:
-    """True for ALeRCE light curves, detection lists, and objects/probabilities responses."""
+    """True for ALeRCE light curves, detection lists, and objects/probabilities responses.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Sniff
+    >>> from lsstuk_kit.formats.alerce_json import identify
+    >>> identify(Sniff(label="lc", obj={"oid": "ZTF20aaelulu", "detections": [], "non_detections": []}))
+    True
+    >>> identify(Sniff(label="lc.json", head=b'{"detections": [{"candid": "1101542291015015004", "mjd": 58855.54}]}'))
+    True
+    >>> identify(Sniff(label="locus", obj={"locus_id": "ANT2020nb5h6"}))  # an ANTARES locus
+    False
+    """
     if sniff.obj is not None:
         return _claims(sniff.obj)
     text = sniff.text_head()
@@ -435,7 +447,29 @@ def _classifier_columns(probs: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- read
 def read(source) -> list[Frames]:
-    """Read one ALeRCE JSON source (see the module docstring) into :class:`Frames`."""
+    """Read one ALeRCE JSON source (see the module docstring) into :class:`Frames`.
+
+    Examples
+    --------
+    A ``query_detections`` response (a list of rows, which carry no ``oid``: given as an option):
+
+    >>> import json
+    >>> from lsstuk_kit.formats import Source
+    >>> from lsstuk_kit.formats.alerce_json import read
+    >>> rows = [{"candid": "1101542291015015004", "mjd": 58855.54, "fid": 2, "magpsf": 17.28, "sigmapsf": 0.056,
+    ...          "isdiffpos": 1, "ra": 185.7288549, "dec": 15.8236255, "rb": 0.83},
+    ...         {"candid": "1102541721015015005", "mjd": 58856.54, "fid": 1, "magpsf": 17.51, "sigmapsf": 0.061,
+    ...          "isdiffpos": -1, "ra": 185.7288551, "dec": 15.8236249, "rb": 0.71}]
+    >>> src = Source(label="detections.json", data=json.dumps(rows).encode(), options={"oid": "ZTF20aaelulu"})
+    >>> frames = read(src)
+    >>> s = frames[0].sources
+    >>> s[["diaObjectId", "band", "mag"]].values.tolist()
+    [['ZTF20aaelulu', 'r', 17.28], ['ZTF20aaelulu', 'g', 17.51]]
+    >>> (s["psfFlux"] < 0).tolist()  # isdiffpos -1: a negative difference
+    [False, True]
+    >>> frames[0].history.groupby("_alert").size().tolist()  # each alert carries the rows up to its time
+    [1, 2]
+    """
     label = source.label
     options = dict(source.options or {})
     doc = source.json()

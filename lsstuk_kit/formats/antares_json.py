@@ -98,7 +98,19 @@ def _is_row(r) -> bool:
 
 
 def identify(sniff: Sniff) -> bool:
-    """True for ANTARES loci (client dicts or JSON:API) and lists of them or of their alerts."""
+    """True for ANTARES loci (client dicts or JSON:API) and lists of them or of their alerts.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Sniff
+    >>> from lsstuk_kit.formats.antares_json import identify
+    >>> identify(Sniff(label="locus", obj={"locus_id": "ANT2020nb5h6", "ra": 50.848, "dec": 37.468}))
+    True
+    >>> identify(Sniff(label="loci.json", head=b'[{"locus_id": "ANT2020nb5h6"}]'))
+    True
+    >>> identify(Sniff(label="lc", obj={"oid": "ZTF20aaelulu", "detections": []}))  # an ALeRCE light curve
+    False
+    """
     obj = sniff.obj
     if obj is not None:
         if isinstance(obj, dict):  # a locus, a JSON:API document, or the first alert row of a list
@@ -171,7 +183,28 @@ def _scalar(v):
 
 
 def read(source) -> list[Frames]:
-    """Read one ANTARES JSON source into :class:`Frames` (one per survey present)."""
+    """Read one ANTARES JSON source into :class:`Frames` (one per survey present).
+
+    Examples
+    --------
+    A locus whose light curve holds an upper limit and a detection:
+
+    >>> import json
+    >>> from lsstuk_kit.formats import Source
+    >>> from lsstuk_kit.formats.antares_json import read
+    >>> locus = {"locus_id": "ANT2020nb5h6", "ra": 50.848, "dec": 37.468, "tags": ["dimmers", "high_amp"],
+    ...          "properties": {"ztf_object_id": "ZTF20aafqubg"},
+    ...          "lightcurve": [
+    ...              {"alert_id": "ztf_upper_limit:1112162211415015000", "ant_mjd": 58866.16, "ant_maglim": 19.8,
+    ...               "ant_passband": "g"},
+    ...              {"alert_id": "ztf_candidate:1113163781415010010", "ant_mjd": 58867.1638, "ant_mag": 17.15,
+    ...               "ant_magerr": 0.196, "ant_passband": "g", "ant_ra": 50.848047, "ant_dec": 37.4677681}]}
+    >>> frames = read(Source(label="locus.json", data=json.dumps(locus).encode()))
+    >>> len(frames), frames[0].sources[["diaSourceId", "survey", "broker", "antares_tags"]].values.tolist()
+    (1, [[1113163781415010010, 'ztf', 'antares', 'dimmers,high_amp']])
+    >>> frames[0].history[["kind", "limitingMag"]].values.tolist()
+    [['upper_limit', 19.8], ['detection', nan]]
+    """
     label = source.label
     options = dict(source.options or {})
     fail = source.fail or _raise(label)

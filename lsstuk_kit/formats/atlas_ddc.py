@@ -236,14 +236,42 @@ def read_ddc(path_or_text) -> tuple:
     detections : pandas.DataFrame
         One row per detection, columns renamed as in :data:`COLUMNS` (``ra``, ``dec``,
         ``mag``, ``dmag``, ..., ``chin``, ``pvr`` ... ``psc``, ``dup``, ``wpflx``, ``dflx``);
-        ``det``, ``pvr`` ... ``dup`` as integers. Its ``attrs["lines"]`` gives each row's
-        line number in the file.
+        ``det``, ``pvr`` ... ``dup`` as integers.
 
     Raises
     ------
     AlertFormatError
         On the first bad line: it names the line number, the column and the value
         (``record`` is the 0-based detection row).
+
+    Examples
+    --------
+    A gzip-compressed table with two detections (the second a negative difference):
+
+    >>> import gzip, os, tempfile
+    >>> from lsstuk_kit.formats.atlas_ddc import read_ddc
+    >>> text = '''# OBS= 02a58764o0104c
+    ... # FILT= o
+    ... # MJD= 58764.5123
+    ... # RA Dec mag dmag x y major minor phi det chi/N Pvr Ptr Pmv Pkn Pno Pbn Pcr Pxt Psc Dup WPflx dflx
+    ... 77.18320 70.47569 18.691 0.163 4968.39 3150.97 2.28 2.04 41.0 0 1.92 586 300 0 0 31 0 0 0 17 0 -710.1 2.9
+    ... 77.20111 70.49002 -17.912 0.081 4001.12 3011.50 2.31 2.10 40.0 5 1.40 12 880 0 0 5 0 0 0 0 0 512.3 3.1
+    ... '''
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "02a58764o0104c.ddc.gz")
+    ...     with gzip.open(path, "wt") as fh:
+    ...         _ = fh.write(text)
+    ...     header, det = read_ddc(path)
+    >>> header
+    {'OBS': '02a58764o0104c', 'FILT': 'o', 'MJD': 58764.5123}
+    >>> det[["ra", "mag", "chin"]].values.tolist()
+    [[77.1832, 18.691, 1.92], [77.20111, -17.912, 1.4]]
+    >>> str(det["pvr"].dtype), det["pvr"].tolist()
+    ('int64', [586, 12])
+    >>> read_ddc(text.replace("0.081", "x.y"))
+    Traceback (most recent call last):
+    ...
+    lsstuk_kit.errors.AlertFormatError: file <text>, record 1, ...: line 6, column 'dmag': 'x.y' is not a number
     """
     data, label = _open(path_or_text)
 

@@ -124,7 +124,26 @@ _SENTINEL = -1  # stands for a lost ZTF history candid while the mapping tells d
 
 
 class LossyIntegerWarning(UserWarning):
-    """Integers stored as doubles whose exact value is lost (read as missing)."""
+    """Integers stored as doubles whose exact value is lost (read as missing).
+
+    Examples
+    --------
+    The bundled real Fink ZTF file stores ``prv_candidates.candid`` as doubles beyond 2**53:
+
+    >>> import warnings
+    >>> import lsstuk_kit as lk
+    >>> from lsstuk_kit.formats.fink_parquet import LossyIntegerWarning
+    >>> path = lk.real_alerts_path() / "fink" / "fink_ztf_ctao_blazar_414_subset.parquet"
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     batch = lk.read_alerts(path, cutouts=False)
+    >>> lossy = [w for w in caught if issubclass(w.category, LossyIntegerWarning)]
+    >>> print(lossy[0].message)
+    /...fink_ztf_ctao_blazar_414_subset.parquet: integer fields stored as doubles ... values per field:
+    prv_candidates.candid: 298
+    >>> issubclass(LossyIntegerWarning, UserWarning), len(batch)
+    (True, 29)
+    """
 
 
 # --------------------------------------------------------------------------- identify

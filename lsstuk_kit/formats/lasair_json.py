@@ -179,7 +179,20 @@ def _claim_text(text: str):
 
 
 def identify_lasair(sniff: Sniff):
-    """Which Lasair format claims ``sniff``: ``"lasair-json"``, ``"lasair-api"`` or None (never raises)."""
+    """Which Lasair format claims ``sniff``: ``"lasair-json"``, ``"lasair-api"`` or None (never raises).
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import Sniff
+    >>> from lsstuk_kit.formats.lasair_json import identify_lasair
+    >>> message = {"diaObjectId": 1, "ra": 150.1, "decl": 2.2, "UTC": "2026-01-29 11:40:14"}
+    >>> identify_lasair(Sniff(label="<message 0>", obj=message))  # a Kafka filter message
+    'lasair-json'
+    >>> identify_lasair(Sniff(label="query.json", obj=[{"diaObjectId": 1, "ra": 150.1, "decl": 2.2}]))  # /api/query/
+    'lasair-api'
+    >>> identify_lasair(Sniff(label="night.parquet", head=b"PAR1")) is None
+    True
+    """
     try:
         if sniff.obj is not None:
             return _claim_obj(sniff.obj)

@@ -136,7 +136,24 @@ def distance_modulus(z):
 
 
 def galactic_latitude(ra, dec):
-    """Galactic latitude (deg) of (ra, dec) in degrees, with Lasair's north galactic pole (192.85948, 27.1283)."""
+    """Galactic latitude (deg) of (ra, dec) in degrees, with Lasair's north galactic pole (192.85948, 27.1283).
+
+    Parameters
+    ----------
+    ra, dec : float or array-like
+        Equatorial coordinates (ICRS), in degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        Galactic latitude ``b`` in degrees, in [-90, 90], the shape of the broadcast inputs.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.lasair.features import galactic_latitude
+    >>> galactic_latitude([192.85948, 266.405], [27.1283, -28.936]).round(3)   # the pole; the galactic centre
+    array([90., 0.])
+    """
     ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
     dn, an = math.radians(27.1283), math.radians(192.85948)
     s = math.sin(dn) * np.sin(dec) + math.cos(dn) * np.cos(dec) * np.cos(ra - an)
@@ -144,7 +161,30 @@ def galactic_latitude(ra, dec):
 
 
 def htm16(ra, dec):
-    """HTM level-16 ids (``esutil.htm``); ``None`` when esutil is not installed."""
+    """HTM level-16 ids (``esutil.htm``); ``None`` when esutil is not installed.
+
+    Parameters
+    ----------
+    ra, dec : array-like
+        Equatorial coordinates, in degrees (sequences: ``len(ra)`` is used).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        One int64 trixel id per position (level-16 ids lie in ``[8 * 4**16, 16 * 4**16)``), as Lasair's
+        ``htm16`` column; ``None`` when esutil is not installed.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.lasair.features import htm16
+    >>> ids = htm16([10.0, 10.0, 200.0], [-5.0, -5.0, 30.0])
+    >>> ids.dtype, len(ids)
+    (dtype('int64'), 3)
+    >>> bool(ids[0] == ids[1]), bool(ids[0] == ids[2])   # same position, same trixel
+    (True, False)
+    >>> bool(((ids >= 8 * 4**16) & (ids < 16 * 4**16)).all())
+    True
+    """
     try:
         import esutil.htm
     except ImportError:  # pragma: no cover - esutil is a dependency of the kit's spatial module

@@ -17,11 +17,43 @@ __all__ = ["LasairFilter", "LasairFilterError", "LasairFilterWarning"]
 
 
 class LasairFilterError(ValueError):
-    """A filter Lasair would refuse (the message is Lasair's own), or one that cannot run offline."""
+    """A filter Lasair would refuse (the message is Lasair's own), or one that cannot run offline.
+
+    A subclass of :class:`ValueError`, raised by :meth:`LasairFilter.check` and :func:`run_filter`.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.lasair import LasairFilter, LasairFilterError
+    >>> try:
+    ...     LasairFilter("objects.diaObjectId, sleep(10)").check()
+    ... except LasairFilterError as err:
+    ...     print(err)
+    Cannot use the word SLEEP in the SELECT clause
+    >>> issubclass(LasairFilterError, ValueError)
+    True
+    """
 
 
 class LasairFilterWarning(UserWarning):
-    """A filter that runs but may not do what its author means (e.g. it passes much of the stream)."""
+    """A filter that runs but may not do what its author means (e.g. it passes much of the stream).
+
+    Warned by :func:`run_filter` (more than ``max_share`` of the alerts pass) and by
+    :meth:`LasairFilter.warn_precedence` (a top-level OR after Lasair's join clauses).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from lsstuk_kit.lasair import LasairFilter, LasairFilterWarning
+    >>> f = LasairFilter("objects.diaObjectId",
+    ...                  "sherlock_classifications.classification = 'SN' OR objects.nDiaSources > 3")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f.warn_precedence()
+    >>> [w.category.__name__ for w in caught]
+    ['LasairFilterWarning']
+    >>> "wrap the WHERE in parentheses" in str(caught[0].message)
+    True
+    """
 
 
 #: strings Lasair refuses anywhere in SELECT or WHERE

@@ -42,6 +42,21 @@ class FilterResult:
     filter : LasairFilter
     batch : AlertBatch
         The passed alerts, in message order.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample
+    >>> from lsstuk_kit.lasair import LasairFilter, run_filter
+    >>> res = run_filter(load_sample(), LasairFilter("objects.diaObjectId, objects.nDiaSources",
+    ...                                              "objects.nDiaSources >= 3"), max_share=1.0)
+    >>> len(res) == len(res.alerts) == res.report["alerts_passed"] > 0
+    True
+    >>> all(m["nDiaSources"] >= 3 for m in res.messages)
+    True
+    >>> sorted(res.messages[0])
+    ['UTC', 'diaObjectId', 'nDiaSources']
+    >>> 0 < res.report["share"] < 1
+    True
     """
 
     def __init__(self, messages, alerts, report, objects, lasair_filter, batch):
@@ -74,6 +89,8 @@ class FilterResult:
         ...                  max_share=1.0)
         >>> res.plot().get_ylabel()
         'alerts per hour'
+        >>> import matplotlib.pyplot as plt
+        >>> plt.close("all")
         """
         import matplotlib.pyplot as plt
 
@@ -99,7 +116,27 @@ class FilterResult:
 
 
 def mdates_num(index):
-    """Matplotlib date numbers of a DatetimeIndex."""
+    """Matplotlib date numbers of a DatetimeIndex.
+
+    Parameters
+    ----------
+    index : DatetimeIndex or sequence of datetimes
+
+    Returns
+    -------
+    numpy.ndarray
+        Days since matplotlib's epoch (``rcParams["date.epoch"]``, 1970-01-01 by default), floats;
+        empty for an empty index.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.lasair.run import mdates_num
+    >>> mdates_num(pd.date_range("1970-01-01", periods=3, freq="6h"))
+    array([0.  , 0.25, 0.5 ])
+    >>> mdates_num(pd.DatetimeIndex([])).shape
+    (0,)
+    """
     import matplotlib.dates as mdates
 
     return mdates.date2num(pd.DatetimeIndex(index).to_pydatetime()) if len(index) else np.zeros(0)

@@ -209,6 +209,18 @@ def watchlist_hits(objects, watchlist, *, wl_id=1, radius=2.0) -> pd.DataFrame:
     -------
     DataFrame
         ``diaObjectId``, ``wl_id``, ``cone_id`` (row of the watchlist), ``arcsec``, ``name``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.lasair import watchlist_hits
+    >>> objs = pd.DataFrame({"diaObjectId": [1, 2, 3], "ra": [150.0, 150.0005, 10.0], "decl": [2.0, 2.0, -30.0]})
+    >>> wl = pd.DataFrame({"name": ["target", "elsewhere"], "ra": [150.0, 200.0], "dec": [2.0, 2.0]})
+    >>> watchlist_hits(objs, wl, wl_id=3, radius=1.0).values.tolist()
+    [[1, 3, 0, 0.0, 'target']]
+    >>> hits = watchlist_hits(objs, wl, radius=5.0)   # object 2 is 1.8 arcsec away
+    >>> hits["diaObjectId"].tolist(), hits["arcsec"].round(1).tolist()
+    ([1, 2], [0.0, 1.8])
     """
     from ..crossmatch import match_watchlist
 
@@ -221,7 +233,31 @@ def watchlist_hits(objects, watchlist, *, wl_id=1, radius=2.0) -> pd.DataFrame:
 
 
 def tns_watchlist_hits(objects, tns) -> pd.DataFrame:
-    """The TNS entries within :data:`TNS_RADIUS_ARCSEC` of each object, as Lasair's TNS watchlist hits."""
+    """The TNS entries within :data:`TNS_RADIUS_ARCSEC` of each object, as Lasair's TNS watchlist hits.
+
+    Parameters
+    ----------
+    objects : DataFrame
+        ``diaObjectId``, ``ra``, ``decl`` (one row per object).
+    tns : DataFrame
+        A :func:`crossmatch_tns` table (``tns_name``, ``ra``, ``decl``).
+
+    Returns
+    -------
+    DataFrame
+        As :func:`watchlist_hits`, with ``wl_id`` :data:`TNS_WATCHLIST_ID` and ``name`` the TNS name.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.lasair import crossmatch_tns
+    >>> from lsstuk_kit.lasair.tables import tns_watchlist_hits
+    >>> objs = pd.DataFrame({"diaObjectId": [1, 2, 3], "ra": [150.0, 150.0, 10.0], "decl": [2.0, 2.01, -30.0]})
+    >>> tns = crossmatch_tns(pd.DataFrame({"name": ["SN2024abc", "AT2024xyz"], "ra": [150.0, 10.0],
+    ...                                    "dec": [2.0005, -30.0]}))
+    >>> tns_watchlist_hits(objs, tns)[["diaObjectId", "wl_id", "name"]].values.tolist()   # 2 is 36 arcsec off
+    [[1, 0, '2024abc'], [3, 0, '2024xyz']]
+    """
     wl = pd.DataFrame({"name": tns["tns_name"].astype(str), "ra": tns["ra"], "dec": tns["decl"]})
     return watchlist_hits(objects, wl, wl_id=TNS_WATCHLIST_ID, radius=TNS_RADIUS_ARCSEC)
 

@@ -31,7 +31,32 @@ __all__ = ["StampMaker", "write_night", "simulate_to_folder", "load_truth"]
 
 
 class StampMaker:
-    """Cutout triplets for alerts of a simulation (called by :func:`lsstuk_kit.convert.tables_to_alerts`)."""
+    """Cutout triplets for alerts of a simulation (called by :func:`lsstuk_kit.convert.tables_to_alerts`).
+
+    Parameters
+    ----------
+    tables : SurveyTables
+        From :func:`simulate_survey`: the truth, exposures and hosts behind each detection.
+    seed : int, optional
+        Seed of the stamps' noise (default: the simulation's seed + 17).
+
+    Examples
+    --------
+    A maker is called with a frame of diaSources (Rubin names) and gives one FITS file per row:
+
+    >>> from lsstuk_kit.cutouts import decode_stamp
+    >>> from lsstuk_kit.simulate import StampMaker, simulate_survey
+    >>> tables = simulate_survey(1, seed=1, fields=[15], scale=0.5)
+    >>> sources = tables.detections.rename(columns={"detId": "diaSourceId", "expId": "visit"})
+    >>> stamps = StampMaker(tables)(sources)
+    >>> sorted(stamps)
+    ['cutoutDifference', 'cutoutScience', 'cutoutTemplate']
+    >>> stamps["cutoutScience"].data.shape  # 7 detections, FITS files of equal length
+    (7, 23040)
+    >>> stamp = decode_stamp(stamps["cutoutDifference"].data[0].tobytes())
+    >>> stamp.image.shape, stamp.psf.shape, stamp.header["BUNIT"]
+    ((30, 30), (21, 21), 'nJy')
+    """
 
     def __init__(self, tables: SurveyTables, seed=None):
         self.truth = tables.truth.set_index("detId")
@@ -110,6 +135,23 @@ def write_night(tables: SurveyTables, out, *, style="atlas", alert_nights=None, 
     -------
     pandas.DataFrame
         The alert file index.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsstuk_kit import read_alerts
+    >>> from lsstuk_kit.simulate import load_truth, simulate_survey, write_night
+    >>> tables = simulate_survey(1, seed=1, fields=[15], scale=0.5)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     index = write_night(tables, out)
+    ...     batch = read_alerts(f"{out}/alerts")
+    ...     truth = load_truth(out)
+    >>> index[["n_alerts", "file"]].values.tolist()  # one file per visit
+    [[2, 'visit_000006110000000.avro'], [2, 'visit_000006110000001.avro'], [3, 'visit_000006110000002.avro']]
+    >>> len(batch) == len(truth) == len(tables.detections)
+    True
+    >>> bool((batch.sources["diaObjectId"] == truth.loc[batch.sources.index, "diaObjectId"]).all())
+    True
     """
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -137,12 +179,37 @@ def write_night(tables: SurveyTables, out, *, style="atlas", alert_nights=None, 
 
 def simulate_to_folder(out, *, nights=1, seed=0, alert_nights=None, progress=False, style="atlas",
                        codec="null", cutouts=True, **kwargs):
-    """Simulate ``nights`` and write them to ``out`` (:func:`simulate_survey` + :func:`write_night`)."""
+    """Simulate ``nights`` and write them to ``out`` (:func:`simulate_survey` + :func:`write_night`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from lsstuk_kit.simulate import simulate_to_folder
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     index = simulate_to_folder(out, nights=1, seed=1, fields=[15], scale=0.5, cutouts=False)
+    ...     written = sorted(p.name for p in Path(out).iterdir())
+    >>> written
+    ['alerts', 'hosts.parquet', 'population.parquet', 'tables', 'truth.parquet']
+    >>> int(index["n_alerts"].sum())
+    7
+    """
     tables = simulate_survey(nights, seed=seed, progress=progress, **kwargs)
     return write_night(tables, out, style=style, alert_nights=alert_nights, cutouts=cutouts, codec=codec,
                        progress=progress)
 
 
 def load_truth(folder) -> pd.DataFrame:
-    """The truth table written beside a simulated night, indexed by ``diaSourceId``."""
+    """The truth table written beside a simulated night, indexed by ``diaSourceId``.
+
+    Examples
+    --------
+    >>> from lsstuk_kit import load_sample, sample_path
+    >>> from lsstuk_kit.simulate import load_truth
+    >>> truth = load_truth(sample_path())
+    >>> truth.index.name, len(truth) == len(load_sample())
+    ('diaSourceId', True)
+    >>> sorted(set(truth["cls"]))
+    ['AGN', 'CV', 'Flare', 'SN', 'SSO', 'VS', 'bogus']
+    """
     return pd.read_parquet(Path(folder) / "truth.parquet").set_index("diaSourceId")

@@ -30,6 +30,15 @@ def fill_record(rtype, names, values=None):
     """Return a dict valid for Avro record type ``rtype``, taking ``values`` where given.
 
     Nullable fields not in ``values`` are ``None``; others get a zero of their type.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.simulate import fill_record
+    >>> point = {"type": "record", "name": "Point",
+    ...          "fields": [{"name": "id", "type": "long"}, {"name": "flux", "type": ["null", "double"]},
+    ...                     {"name": "band", "type": "string"}]}
+    >>> fill_record(point, {}, {"band": "r"})
+    {'id': 0, 'flux': None, 'band': 'r'}
     """
     kind, rec = resolve(rtype, names)
     if kind == "array":
@@ -92,7 +101,20 @@ def _hdu(image, cards, primary):
 
 
 def fits_bytes(image, variance, psf, ra, dec, crpix=(15.5, 15.5), rotation_deg=0.0):
-    """FITS bytes laid out like a Rubin alert cutout: PRIMARY (nJy, WCS), UNCERT, PSFIMAGE."""
+    """FITS bytes laid out like a Rubin alert cutout: PRIMARY (nJy, WCS), UNCERT, PSFIMAGE.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.cutouts import decode_stamp
+    >>> from lsstuk_kit.simulate import fits_bytes
+    >>> data = fits_bytes(np.zeros((30, 30)), np.ones((30, 30)), np.full((21, 21), 1 / 441), 150.0, -30.0)
+    >>> len(data) % 2880  # whole FITS blocks
+    0
+    >>> stamp = decode_stamp(data)
+    >>> stamp.image.shape, stamp.variance.shape, stamp.psf.shape, stamp.header["BUNIT"]
+    ((30, 30), (30, 30), (21, 21), 'nJy')
+    """
     scale = PIXEL_SCALE / 3600.0
     c, s = np.cos(np.radians(rotation_deg)), np.sin(np.radians(rotation_deg))
     wcs = [("BUNIT", "nJy"), ("WCSAXES", 2), ("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"),
@@ -114,7 +136,19 @@ def _gauss(n, sigma, dx=0.0, dy=0.0):
 
 
 def make_stamps(rng, flux, sky_sigma, seeing_px, host_flux=0.0):
-    """Science, template, difference (nJy) and the science variance for one detection."""
+    """Science, template, difference (nJy) and the science variance for one detection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.simulate.packets import make_stamps
+    >>> rng = np.random.default_rng(0)
+    >>> science, template, difference, variance = make_stamps(rng, 5000.0, sky_sigma=10.0, seeing_px=2.0)
+    >>> difference.shape, float(variance[0, 0])
+    ((30, 30), 100.0)
+    >>> bool(abs(difference.sum() - 5000.0) < 1000.0)  # the source's flux, plus noise
+    True
+    """
     dx, dy = rng.uniform(-0.5, 0.5, 2)
     psf = _gauss(STAMP, seeing_px, dx, dy)
     host = host_flux * _gauss(STAMP, 2.5 * seeing_px, 1.5, -1.0) if host_flux else 0.0
@@ -164,6 +198,20 @@ def simulate_packets(n_alerts=200, *, n_history=30, min_history=0, detect_all=Fa
         The parsed writer schema.
     alerts : list of dict
         The alert packets, in time order.
+
+    Examples
+    --------
+    >>> import fastavro
+    >>> from lsstuk_kit.simulate import simulate_packets
+    >>> schema, alerts = simulate_packets(4, n_history=2, min_history=1, detect_all=True, seed=1, cutouts=False)
+    >>> len(alerts), [len(a["prvDiaSources"]) for a in alerts]
+    (4, [2, 2, 1, 1])
+    >>> times = [a["diaSource"]["midpointMjdTai"] for a in alerts]
+    >>> times == sorted(times)
+    True
+    >>> parsed = fastavro.parse_schema(schema)
+    >>> all(fastavro.validation.validate(a, parsed) for a in alerts)
+    True
     """
     rng = np.random.default_rng(seed)
     major, minor = version or latest_schema_version()

@@ -90,7 +90,16 @@ def _cosmo(z, what):
 
 
 def stellar_density(ra, dec):
-    """Relative stellar density at (ra, dec): 1 + 30 exp(-``|b|`` / 8 deg)."""
+    """Relative stellar density at (ra, dec): 1 + 30 exp(-``|b|`` / 8 deg).
+
+    Examples
+    --------
+    At the north galactic pole and at the galactic centre:
+
+    >>> from lsstuk_kit.simulate.population import stellar_density
+    >>> stellar_density([192.859, 266.405], [27.128, -28.936]).round(2).tolist()
+    [1.0, 31.0]
+    """
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
@@ -136,6 +145,23 @@ def make_population(fields: pd.DataFrame, *, seed=0, scale=1.0, mjd_range=(61000
     hosts : DataFrame
         Host galaxies: ``hostId``, ``ra``, ``dec``, ``z``, ``magR``, ``reArcsec``,
         ``axisRatio``, ``pa``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.simulate.population import make_population
+    >>> fields = pd.DataFrame({"fieldId": [1], "ra": [150.0], "dec": [-30.0]})
+    >>> objects, hosts = make_population(fields, seed=0, scale=0.5)
+    >>> len(objects), len(hosts)
+    (44, 24)
+    >>> sorted(objects["cls"].unique())
+    ['AGN', 'CV', 'Flare', 'SN', 'VS']
+    >>> bool(objects.loc[objects["cls"] == "SN", "hostId"].isin(hosts["hostId"]).all())  # every SN has a host
+    True
+    >>> make_population(fields, scale=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: empty population: raise `scale` or observe more fields
     """
     rng = np.random.default_rng(seed)
     dens = stellar_density(fields["ra"].to_numpy(), fields["dec"].to_numpy())
@@ -232,7 +258,23 @@ def make_population(fields: pd.DataFrame, *, seed=0, scale=1.0, mjd_range=(61000
 
 
 def template_flux_pairs(obj: pd.DataFrame, oi, b) -> np.ndarray:
-    """Template flux (nJy) for (object, band index) pairs (host excluded)."""
+    """Template flux (nJy) for (object, band index) pairs (host excluded).
+
+    Examples
+    --------
+    The same fluxes as :func:`template_flux`, for chosen (object row, band index) pairs:
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from lsstuk_kit.simulate.population import make_population
+    >>> fields = pd.DataFrame({"fieldId": [1], "ra": [150.0], "dec": [-30.0]})
+    >>> objects, hosts = make_population(fields, seed=0, scale=0.5)
+    >>> from lsstuk_kit.simulate.population import BAND_IDX, template_flux, template_flux_pairs
+    >>> rows = np.arange(len(objects))
+    >>> pairs = template_flux_pairs(objects, rows, np.full(len(objects), BAND_IDX["r"]))
+    >>> bool(np.array_equal(pairs, template_flux(objects, ["r"])[:, 0]))
+    True
+    """
     sub = obj["subtype"].to_numpy(dtype=object)[oi]
     mag0 = obj["mag0"].to_numpy(float)[oi]
     colour = np.where(sub == "Mdwarf", _MDWARF_COLOUR[b], np.where(sub == "dwarfnova", _CV_COLOUR[b], 0.0))
@@ -240,7 +282,23 @@ def template_flux_pairs(obj: pd.DataFrame, oi, b) -> np.ndarray:
 
 
 def template_flux(obj: pd.DataFrame, bands) -> np.ndarray:
-    """Flux of each object in the template image (n_obj x n_epoch), nJy (host excluded)."""
+    """Flux of each object in the template image (n_obj x n_epoch), nJy (host excluded).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lsstuk_kit.simulate.population import make_population
+    >>> fields = pd.DataFrame({"fieldId": [1], "ra": [150.0], "dec": [-30.0]})
+    >>> objects, hosts = make_population(fields, seed=0, scale=0.5)
+    >>> from lsstuk_kit.simulate.population import template_flux
+    >>> flux = template_flux(objects, ["g", "r"])
+    >>> flux.shape
+    (44, 2)
+    >>> float(flux[(objects["cls"] == "SN").to_numpy()].max())  # a supernova is not in its template
+    0.0
+    >>> bool((flux[(objects["cls"] == "VS").to_numpy()] > 0).all())  # a variable star is
+    True
+    """
     b = np.array([BAND_IDX[x] for x in bands])
     sub = obj["subtype"].to_numpy()[:, None]
     mag0 = obj["mag0"].to_numpy()[:, None]
@@ -255,6 +313,23 @@ def difference_flux(obj: pd.DataFrame, mjd, bands, rng) -> np.ndarray:
 
     ``mjd`` and ``bands`` are the epochs; ``rng`` draws the stochastic parts
     (AGN random walks, flare times).
+
+    Examples
+    --------
+    A type Ia supernova 40 days before, at and 60 days after its peak:
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from lsstuk_kit.simulate.population import make_population
+    >>> fields = pd.DataFrame({"fieldId": [1], "ra": [150.0], "dec": [-30.0]})
+    >>> objects, hosts = make_population(fields, seed=0, scale=0.5)
+    >>> from lsstuk_kit.simulate.population import difference_flux
+    >>> ia = objects[objects["subtype"] == "Ia"].head(1)
+    >>> peak = ia["peakMjd"].iloc[0]
+    >>> difference_flux(ia, [peak - 40, peak, peak + 60], ["r", "r", "r"], np.random.default_rng(1)).round()
+    array([[  0., 519.,  88.]])
+    >>> difference_flux(objects, [61100.0, 61101.0, 61102.0], ["g", "r", "i"], np.random.default_rng(1)).shape
+    (44, 3)
     """
     n, m = len(obj), len(mjd)
     oi = np.repeat(np.arange(n), m)
@@ -264,7 +339,24 @@ def difference_flux(obj: pd.DataFrame, mjd, bands, rng) -> np.ndarray:
 
 
 def difference_flux_pairs(obj: pd.DataFrame, oi, t, b, rng) -> np.ndarray:
-    """True difference flux (nJy) for (object, epoch) pairs: object row ``oi``, time ``t``, band index ``b``."""
+    """True difference flux (nJy) for (object, epoch) pairs: object row ``oi``, time ``t``, band index ``b``.
+
+    Examples
+    --------
+    A type Ia supernova at and 60 days after its peak, in r:
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from lsstuk_kit.simulate.population import make_population
+    >>> fields = pd.DataFrame({"fieldId": [1], "ra": [150.0], "dec": [-30.0]})
+    >>> objects, hosts = make_population(fields, seed=0, scale=0.5)
+    >>> from lsstuk_kit.simulate.population import BAND_IDX, difference_flux_pairs
+    >>> k = int(np.flatnonzero(objects["subtype"] == "Ia")[0])
+    >>> peak = objects["peakMjd"].iloc[k]
+    >>> r = BAND_IDX["r"]
+    >>> difference_flux_pairs(objects, [k, k], [peak, peak + 60], [r, r], np.random.default_rng(1)).round()
+    array([519.,  88.])
+    """
     oi = np.asarray(oi, np.int64)
     t = np.asarray(t, float)
     b = np.asarray(b, np.int64)

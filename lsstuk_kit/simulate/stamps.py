@@ -71,6 +71,23 @@ def make_triplets(rng, diff_flux, star_flux, host_flux, host_re_px, host_dx, hos
     science, template, difference, variance : ndarray (n, 30, 30) float32
         (NaN off the detector for ``edge`` bogus)
     psf : ndarray (n, 21, 21) float32
+
+    Examples
+    --------
+    A real point source, and one whose stamp runs off the detector (``edge`` bogus):
+
+    >>> import numpy as np
+    >>> from lsstuk_kit.simulate.stamps import make_triplets
+    >>> sci, tmpl, diff, var, psf = make_triplets(
+    ...     np.random.default_rng(0), diff_flux=[5000.0, 5000.0], star_flux=[0.0, 0.0], host_flux=[0.0, 2e4],
+    ...     host_re_px=[1.0, 4.0], host_dx=[0.0, 3.0], host_dy=[0.0, -2.0], seeing_px=[2.0, 2.0],
+    ...     sky_sigma=[10.0, 10.0], bogus=["", "edge"])
+    >>> diff.shape, psf.shape, diff.dtype
+    ((2, 30, 30), (2, 21, 21), dtype('float32'))
+    >>> np.isnan(diff).any(axis=(1, 2)).tolist()
+    [False, True]
+    >>> round(float(diff[0].sum()), -2)  # the source's flux, plus noise
+    5000.0
     """
     n = len(diff_flux)
     f32 = np.float32
@@ -218,6 +235,22 @@ def fits_stack(images, variance, psf, ra, dec, rotation_deg, crpix_x, crpix_y, x
     """FITS bytes for a stack of stamps, as an (n, nbytes) uint8 matrix (all equal length).
 
     ``x``, ``y`` (detector pixel of the source) set CUTMINX / CUTMINY, the cutout's corner.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsstuk_kit.cutouts import decode_stamp
+    >>> from lsstuk_kit.simulate.stamps import fits_stack
+    >>> images, variance = np.zeros((2, 30, 30)), np.ones((2, 30, 30))
+    >>> psf = np.full((2, 21, 21), 1 / 441)
+    >>> m = fits_stack(images, variance, psf, ra=np.array([150.0, 150.1]), dec=np.array([-30.0, -30.0]),
+    ...                rotation_deg=np.zeros(2), crpix_x=np.full(2, 15.5), crpix_y=np.full(2, 15.5),
+    ...                x=[100.0, 2000.0], y=[50.0, 3000.0])
+    >>> m.shape, m.dtype, m.shape[1] % 2880
+    ((2, 23040), dtype('uint8'), 0)
+    >>> stamp = decode_stamp(m[1].tobytes())
+    >>> stamp.image.shape, stamp.header["CRVAL1"], stamp.header["CUTMINX"]
+    ((30, 30), 150.1, 1985)
     """
     n = images.shape[0]
     scale = PIXEL_SCALE / 3600.0

@@ -66,6 +66,17 @@ class SurveyTables:
         Host galaxies.
     fields : DataFrame
         The fields observed, with their association radius.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.simulate import simulate_survey
+    >>> tables = simulate_survey(1, seed=1, fields=[15], scale=0.5)
+    >>> len(tables.exposures), len(tables.detections), len(tables.objects)
+    (3, 7, 3)
+    >>> bool(tables.detections["objectId"].isin(tables.objects["objectId"]).all())
+    True
+    >>> tables.truth["detId"].equals(tables.detections["detId"])  # one truth row per detection
+    True
     """
 
     exposures: pd.DataFrame
@@ -138,6 +149,19 @@ def simulate_survey(nights=1, *, seed=0, start_mjd=61100.0, fields=None, scale=1
     Returns
     -------
     SurveyTables
+
+    Examples
+    --------
+    One night of one field, at half the usual density of objects:
+
+    >>> from lsstuk_kit.simulate import simulate_survey
+    >>> tables = simulate_survey(1, seed=1, fields=[15], scale=0.5)
+    >>> len(tables.exposures), tables.exposures["fieldId"].unique().tolist()  # three visits of field 15
+    (3, [15])
+    >>> tables.truth["cls"].value_counts().to_dict()
+    {'SN': 4, 'AGN': 3}
+    >>> simulate_survey(1, seed=1, fields=[15], scale=0.5).detections.equals(tables.detections)  # same seed
+    True
     """
     bar = None
     if progress:
@@ -441,8 +465,11 @@ def _asteroids(exp, rng, per_visit):
     n = len(owner)
     cols = ["expId", "fieldId", "ra", "dec", "psfFlux", "psfFluxErr", "truthId", "cls", "subtype", "hostId", "z",
             "trueFlux", "templateFlux", "bogusType", "detSnr", "rateDegPerDay"]
-    if n == 0:
-        return pd.DataFrame(columns=cols)
+    if n == 0:  # typed columns: concatenated with the detections, they must leave ra, psfFlux, ... numeric
+        text = {"cls", "subtype", "bogusType"}
+        ints = {"expId", "fieldId", "truthId", "hostId"}
+        return pd.DataFrame({c: np.array([], object if c in text else np.int64 if c in ints else float)
+                             for c in cols})
     ra0, dec0 = _circle(rng, heads["ra"].to_numpy()[owner], heads["dec"].to_numpy()[owner],
                         FIELD_RADIUS_DEG * 0.9, n)
     rate = rng.uniform(0.1, 1.0, n)

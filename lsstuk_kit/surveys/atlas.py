@@ -268,6 +268,21 @@ def map_detections(df: pd.DataFrame) -> pd.DataFrame:
     left to the caller. The frame's own columns are kept, except ``ra``/``dec`` (reused) and
     ``mag`` (the signed ATLAS value becomes ``|mag|``, its sign lives in ``psfFlux`` and
     ``isdiffpos``).
+
+    Examples
+    --------
+    Two .ddc-like rows, the second a negative difference (negative ``mag``):
+
+    >>> import pandas as pd
+    >>> from lsstuk_kit.surveys.atlas import map_detections
+    >>> rows = pd.DataFrame({"mjd": [58764.5123, 58764.5123], "filt": ["o", "O"], "ra": [77.1832, 77.2011],
+    ...                      "dec": [70.47569, 70.49002], "mag": [18.691, -17.912], "dmag": [0.163, 0.081],
+    ...                      "mag5sig": [19.32, 19.32], "realbogus_factor": [0.93, 0.41]})
+    >>> out = map_detections(rows)
+    >>> out[["band", "mag", "psfFlux", "isdiffpos", "limitingMag", "reliability"]].round(1).values.tolist()
+    [['o', 18.7, 121227.2, 't', 19.3, 0.9], ['o', 17.9, -248427.7, 'f', 19.3, 0.4]]
+    >>> "diaSourceId" in out, out["reliabilitySource"].tolist()
+    (False, ['realbogus_factor', 'realbogus_factor'])
     """
     raw = _col(df, "mag").to_numpy(dtype=float, na_value=np.nan)
     dmag = _col(df, "dmag").to_numpy(dtype=float, na_value=np.nan)
@@ -310,6 +325,16 @@ def projection(schema: dict, columns=None, cutouts=True):
 
     Columns: ``a:`` top-level scalars, ``s:`` candidate fields, ``h:prv_candidates`` (qub2018
     layout), ``c:<cutout field>`` stamp bytes.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys.atlas import projection, schema
+    >>> p = projection(schema("alerce"))
+    >>> [name for name in p.names if not name.startswith("s:")]
+    ['a:schemavsn', 'a:publisher', 'a:objectId', 'a:candid', 'c:cutoutScience', 'c:cutoutTemplate',
+    'c:cutoutDifference']
+    >>> len([name for name in p.names if name.startswith("s:")])  # every field of ALeRCE's candidate
+    31
     """
     from .ztf import candidate_projection
 
@@ -331,7 +356,27 @@ _TRIGGER_COLS = ["diaSourceId", "ra", "dec", "midpointMjdTai", "band", "psfFlux"
 
 
 def to_frames(table: pa.Table, version: str | None):
-    """Turn one decoded ATLAS part into (sources, history, objects, cutouts)."""
+    """Turn one decoded ATLAS part into (sources, history, objects, cutouts).
+
+    Examples
+    --------
+    ``table`` is what the decoder makes with :func:`projection`'s columns; here two
+    alerts of the ``"atlas"`` layout, built by hand:
+
+    >>> import pyarrow as pa
+    >>> from lsstuk_kit.surveys.atlas import to_frames
+    >>> table = pa.table({"a:schemavsn": ["0.1", "0.1"], "a:objectId": ["1050843961702832400"] * 2,
+    ...                   "a:candid": [200587640104000001, 200587640104000002],
+    ...                   "s:mjd": [58764.5123, 58764.5123], "s:filt": ["o", "o"], "s:ra": [77.1832, 77.1833],
+    ...                   "s:dec": [70.47569, 70.4757], "s:mag": [18.691, -17.912], "s:dmag": [0.163, 0.081],
+    ...                   "s:mag5sig": [19.32, 19.32], "s:realbogus_factor": [0.93, 0.41]})
+    >>> sources, history, objects, cutouts = to_frames(table, None)
+    >>> sources[["diaSourceId", "diaObjectId", "mag", "survey", "schemaVersion"]].values.tolist()
+    [[200587640104000001, '1050843961702832400', 18.691, 'atlas', 'atlas.v0_1'],
+    [200587640104000002, '1050843961702832400', 17.912, 'atlas', 'atlas.v0_1']]
+    >>> (sources["psfFlux"] > 0).tolist(), history.column("kind").to_pylist(), len(objects), cutouts
+    ([True, False], ['detection', 'detection'], 2, {})
+    """
     n = table.num_rows
     cand = _candidates(_strip(table, "s:"))
     if not len(cand.columns):
@@ -500,6 +545,21 @@ def write_atlas_alerts(path, alerts: list, variant: str = "atlas", codec: str = 
     """Write ATLAS alert dicts to an Avro container file with :func:`schema` ``(variant)``.
 
     Returns the path. Fields a layout marks nullable may be left out of the dicts.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import fastavro
+    >>> from lsstuk_kit.surveys.atlas import example_alerts, write_atlas_alerts
+    >>> alerts = example_alerts(3, cutouts=False)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_atlas_alerts(os.path.join(folder, "atlas.avro"), alerts)
+    ...     with open(path, "rb") as fh:
+    ...         back = list(fastavro.reader(fh))
+    >>> len(back), [a["candid"] for a in back] == [a["candid"] for a in alerts]
+    (3, True)
+    >>> back[0]["candidate"]["filt"], back[0]["cutoutScience"]
+    ('c', None)
     """
     import fastavro
 

@@ -13,38 +13,38 @@ alert carries into NaN, nor Rubin's ``snr`` into a recomputed one.
 Fields that changed meaning or name across schema versions 3.0 to 11.1 (all
 shipped by ``lsst-alert-packet``; the per-version test reads one alert of each):
 
-==============================  ==========  ==================================================
-field                           versions    how it is read
-==============================  ==========  ==================================================
-``midPointTai`` ->              3.0-4.0 ->  renamed to ``midpointMjdTai`` (MJD TAI in both)
-``midpointMjdTai``              5.0 on
-``filterName`` -> ``band``      3.0-4.0 ->  renamed to ``band``, lower-cased; nullable from 6.0
-                                5.0 on
-``decl``, ``psFlux``,           3.0-4.0     renamed to ``dec``, ``psfFlux``, ``psfFluxErr``
-``psFluxErr`` (diaSource,                   (:data:`LEGACY_NAMES`); units undocumented before
-diaForcedSource)                            8.0, nJy from 8.0 on
-``spuriousness``                3.0-4.0     kept as its own column, never as ``reliability``:
-                                            undocumented, and a spuriousness is not a
-                                            reliability (no conversion is documented).
-                                            ``reliability`` is NaN, ``reliabilitySource`` None
-``reliability``                 5.0 on      as given; null -> NaN / None. 5.0-7.4 document it
-                                            as "a measure of reliability", 8.0 on as a
-                                            probability (0-1)
-``reliabilityVersion``          11.1 on     kept; not used to discard scores (no filler
-                                            convention is documented, and null in the
-                                            simulated and real alerts seen)
-``snr``                         all         nullable from 6.0; computed as
-                                            ``psfFlux / psfFluxErr`` only when the schema
-                                            has no ``snr`` at all
-``prvDiaNondetectionLimits``    3.0-7.4     ``upper_limit`` history rows (``diaNoise``)
-``timeWithdrawnMjdTai``         9.0 on      kept as given: set when Rubin withdrew the record
+===============================  ==========  ==================================================
+field                            versions    how it is read
+===============================  ==========  ==================================================
+``midPointTai`` ->               3.0-4.0 ->  renamed to ``midpointMjdTai`` (MJD TAI in both)
+``midpointMjdTai``               5.0 on
+``filterName`` -> ``band``       3.0-4.0 ->  renamed to ``band``, lower-cased; nullable from 6.0
+                                 5.0 on
+``decl``, ``psFlux``,            3.0-4.0     renamed to ``dec``, ``psfFlux``, ``psfFluxErr``
+``psFluxErr`` (diaSource,                    (:data:`LEGACY_NAMES`); units undocumented before
+diaForcedSource)                             8.0, nJy from 8.0 on
+``spuriousness``                 3.0-4.0     kept as its own column, never as ``reliability``:
+                                             undocumented, and a spuriousness is not a
+                                             reliability (no conversion is documented).
+                                             ``reliability`` is NaN, ``reliabilitySource`` None
+``reliability``                  5.0 on      as given; null -> NaN / None. 5.0-7.4 document it
+                                             as "a measure of reliability", 8.0 on as a
+                                             probability (0-1)
+``reliabilityVersion``           11.1 on     kept; not used to discard scores (no filler
+                                             convention is documented, and null in the
+                                             simulated and real alerts seen)
+``snr``                          all         nullable from 6.0; computed as
+                                             ``psfFlux / psfFluxErr`` only when the schema
+                                             has no ``snr`` at all
+``prvDiaNondetectionLimits``     3.0-7.4     ``upper_limit`` history rows (``diaNoise``)
+``timeWithdrawnMjdTai``          9.0 on      kept as given: set when Rubin withdrew the record
 ``diaObjectId``, ``ssObjectId``  all         kept as given. The schema documents NULL for
-                                            "not associated"; the real 10.0 alerts carry 0
-                                            (solar-system sources: ``diaObjectId`` 0;
-                                            others: ``ssObjectId`` 0). Not changed, as ids
-                                            key the history and object tables
+                                             "not associated"; the real 10.0 alerts carry 0
+                                             (solar-system sources: ``diaObjectId`` 0;
+                                             others: ``ssObjectId`` 0). Not changed, as ids
+                                             key the history and object tables
 ``psfNdata``, ``bboxSize``, ...  11.0 on     became non-null ints; kept as given
-==============================  ==========  ==================================================
+===============================  ==========  ==================================================
 """
 
 from __future__ import annotations
@@ -94,7 +94,14 @@ _STRUCTURAL = {"diaSource", "diaObject", "ssObject", "ssSource", "MPCORB", "mpc_
 
 
 def canonical(name: str) -> str:
-    """Current name of a (possibly legacy) Rubin field."""
+    """Current name of a (possibly legacy) Rubin field.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.surveys.lsst import canonical
+    >>> canonical("decl"), canonical("midPointTai"), canonical("psfFlux")
+    ('dec', 'midpointMjdTai', 'psfFlux')
+    """
     return LEGACY_NAMES.get(name, name)
 
 
@@ -104,6 +111,23 @@ def projection(schema: dict, columns=None, cutouts=True) -> Projection:
     Output columns are prefixed: ``a:`` alert-level scalars (including flattened
     broker additions), ``s:`` diaSource, ``o:`` diaObject, ``h:<list>`` history
     lists (projected element-wise), ``c:<name>`` cutouts.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.schema import load_rubin_schema
+    >>> from lsstuk_kit.surveys.lsst import projection
+    >>> schema = load_rubin_schema(11, 1)
+    >>> full = projection(schema)
+    >>> [name for name in full.names if name[:2] not in ("s:", "o:")]
+    ['a:diaSourceId', 'a:observation_reason', 'a:target_name', 'h:prvDiaSources', 'h:prvDiaForcedSources',
+    'c:cutoutDifference', 'c:cutoutScience', 'c:cutoutTemplate']
+
+    Asking for ``ra`` only still reads the :data:`CORE` columns (and no cutouts with ``cutouts=False``):
+
+    >>> small = projection(schema, columns=["ra"], cutouts=False)
+    >>> len(small) < len(full), [name for name in small.names if name.startswith("s:")]
+    (True, ['s:diaSourceId', 's:diaObjectId', 's:midpointMjdTai', 's:ra', 's:dec', 's:snr', 's:psfFlux',
+    's:psfFluxErr', 's:reliability', 's:band'])
     """
     names = collect_names(schema)
     wanted = None if columns is None else set(columns) | set(CORE)
@@ -187,6 +211,24 @@ def to_frames(table: pa.Table, version: str | None):
     """Turn one decoded Rubin part into (sources, history, objects, cutouts).
 
     ``history`` and ``objects`` carry ``_alert``, the row of the alert they came from.
+
+    Examples
+    --------
+    ``table`` is what the decoder makes with :func:`projection`'s columns; here two
+    diaSources of a schema 4.0 alert (legacy names), built by hand:
+
+    >>> import pyarrow as pa
+    >>> from lsstuk_kit.surveys.lsst import to_frames
+    >>> table = pa.table({"s:diaSourceId": [1, 2], "s:diaObjectId": [10, 10], "s:ra": [150.1, 150.1],
+    ...                   "s:decl": [2.2, 2.2], "s:midPointTai": [60000.1, 60001.2], "s:filterName": ["G", "R"],
+    ...                   "s:psFlux": [1000.0, -500.0], "s:psFluxErr": [50.0, 50.0]})
+    >>> sources, history, objects, cutouts = to_frames(table, "4.0")
+    >>> sources[["dec", "midpointMjdTai", "band", "snr", "mag", "schemaVersion"]].round(3).values.tolist()
+    [[2.2, 60000.1, 'g', 20.0, 23.9, '4.0'], [2.2, 60001.2, 'r', -10.0, 24.653, '4.0']]
+    >>> history.num_rows, history.column("kind").to_pylist(), history.column("_alert").to_pylist()
+    (2, ['detection', 'detection'], [0, 1])
+    >>> len(objects), cutouts
+    (0, {})
     """
     n = table.num_rows
     sources = _frame(_strip(table, "s:"))

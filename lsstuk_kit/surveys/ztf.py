@@ -35,47 +35,47 @@ per row, from the alert's own ``schemavsn``, and read as missing (NaN/None) in
 ``sources`` and ``history``. The raw ZTF columns keep their names. Schema
 history from ZwickyTransientFacility/ztf-avro-alert (2.0 to 4.02).
 
-========================================  ===========  =============================================
-field                                     meaningful   read as missing (NaN/None)
-========================================  ===========  =============================================
-``drb``                                   3.3 on       rows of older schemas; rows whose
-                                                       ``drbversion`` is empty or null (the model
-                                                       did not run). ``reliability`` then falls
-                                                       back to ``rb`` (``reliabilitySource``
-                                                       says which)
-``drbversion``                            3.3 on       rows of older schemas
-``exptime``                               3.1 on       rows of older schemas
-``dsnrms``, ``ssnrms``, ``dsdiff``,       3.0 on       rows of older schemas
+=========================================  ===========  =============================================
+field                                      meaningful   read as missing (NaN/None)
+=========================================  ===========  =============================================
+``drb``                                    3.3 on       rows of older schemas; rows whose
+                                                        ``drbversion`` is empty or null (the model
+                                                        did not run). ``reliability`` then falls
+                                                        back to ``rb`` (``reliabilitySource``
+                                                        says which)
+``drbversion``                             3.3 on       rows of older schemas
+``exptime``                                3.1 on       rows of older schemas
+``dsnrms``, ``ssnrms``, ``dsdiff``,        3.0 on       rows of older schemas
 ``magzpsci``, ``magzpsciunc``,
 ``magzpscirms``, ``nmatches``,
 ``clrcoeff``, ``clrcounc``, ``zpclrcov``,
 ``zpmed``, ``clrmed``, ``clrrms``,
 ``neargaia``, ``neargaiabright``,
 ``maggaia``, ``maggaiabright``
-prv_candidates' ``magzpsci``,             3.2 on       rows of older schemas
+prv_candidates' ``magzpsci``,              3.2 on       rows of older schemas
 ``magzpsciunc``, ``magzpscirms``,
 ``clrcoeff``, ``clrcounc``
-``ssdistnr``, ``ssmagnr``                 all          ``-999`` ("set to -999.0 if none", ZTF docs)
-``ssnamenr``                              all          the string ``'null'`` ("'null' if none")
-PS1 matches ``objectidps1..3``,           all          ``-999`` (documented "if exists within 30
-``sgmag1..3``, ``srmag1..3``,                          arcsec"; the real alerts carry -999 when
-``simag1..3``, ``szmag1..3``,                          none exists)
+``ssdistnr``, ``ssmagnr``                  all          ``-999`` ("set to -999.0 if none", ZTF docs)
+``ssnamenr``                               all          the string ``'null'`` ("'null' if none")
+PS1 matches ``objectidps1..3``,            all          ``-999`` (documented "if exists within 30
+``sgmag1..3``, ``srmag1..3``,                           arcsec"; the real alerts carry -999 when
+``simag1..3``, ``szmag1..3``,                           none exists)
 ``sgscore1..3``, ``distpsnr1..3``
-Gaia matches ``neargaia``,                3.0 on       ``-999`` ("if exists within 90 arcsec")
+Gaia matches ``neargaia``,                 3.0 on       ``-999`` ("if exists within 90 arcsec")
 ``neargaiabright``, ``maggaia``,
 ``maggaiabright``
-reference-image match ``distnr``,         all          ``-999`` (same "within 30 arcsec" wording;
-``magnr``, ``sigmagnr``, ``chinr``,                    not seen in the real files)
+reference-image match ``distnr``,          all          ``-999`` (same "within 30 arcsec" wording;
+``magnr``, ``sigmagnr``, ``chinr``,                     not seen in the real files)
 ``sharpnr``
-``fp_hists.forcediffimflux``,             4.01 on      ``<= -99999`` (the forced-photometry
-``forcediffimfluxunc``                                 "not computed" value): ``psfFlux`` NaN
-``rb``                                    all          only null (``rbversion`` is set in every
-                                                       real alert seen: ``t17_f5_c3``)
-``nmtchps``, ``ndethist``, ``ncovhist``   all (2.0)    nothing: counts, 0 is a real value
-``tooflag``                               3.0 on       nothing (its schema default changed from
-                                                       0 to null in 4.02; defaults only apply
-                                                       when resolving schemas, not to the data)
-========================================  ===========  =============================================
+``fp_hists.forcediffimflux``,              4.01 on      ``<= -99999`` (the forced-photometry
+``forcediffimfluxunc``                                  "not computed" value): ``psfFlux`` NaN
+``rb``                                     all          only null (``rbversion`` is set in every
+                                                        real alert seen: ``t17_f5_c3``)
+``nmtchps``, ``ndethist``, ``ncovhist``    all (2.0)    nothing: counts, 0 is a real value
+``tooflag``                                3.0 on       nothing (its schema default changed from
+                                                        0 to null in 4.02; defaults only apply
+                                                        when resolving schemas, not to the data)
+=========================================  ===========  =============================================
 
 Alerts whose ``schemavsn`` cannot be read are not version-gated; the
 ``drbversion`` and sentinel rules still apply.
@@ -120,7 +120,26 @@ SCORE_VERSION = {"drb": "drbversion"}
 
 
 def projection(schema: dict, columns=None, cutouts=True) -> Projection:
-    """What a read takes from a ZTF writer schema (ZTF alerts are light: no column projection)."""
+    """What a read takes from a ZTF writer schema (ZTF alerts are light: no column projection).
+
+    Examples
+    --------
+    A cut-down ZTF schema (the real one has ~100 candidate fields):
+
+    >>> from lsstuk_kit.surveys.ztf import projection
+    >>> cutout = {"type": "record", "name": "cutout", "fields": [
+    ...     {"name": "fileName", "type": "string"}, {"name": "stampData", "type": "bytes"}]}
+    >>> schema = {"type": "record", "name": "alert", "fields": [
+    ...     {"name": "objectId", "type": "string"},
+    ...     {"name": "candidate", "type": {"type": "record", "name": "candidate", "fields": [
+    ...         {"name": "candid", "type": "long"}, {"name": "jd", "type": "double"}]}},
+    ...     {"name": "prv_candidates", "type": ["null", {"type": "array", "items": "candidate"}]},
+    ...     {"name": "cutoutScience", "type": ["null", cutout]}]}
+    >>> projection(schema).names
+    ['a:objectId', 's:candid', 's:jd', 'h:prv_candidates', 'c:cutoutScience']
+    >>> projection(schema, columns=["jd"], cutouts=False).names  # columns= is ignored
+    ['a:objectId', 's:candid', 's:jd', 'h:prv_candidates']
+    """
     return candidate_projection(schema, _HISTORY, CUTOUTS.values(), cutouts)
 
 
@@ -130,6 +149,21 @@ def candidate_projection(schema: dict, history, cutout_fields, cutouts=True) -> 
     Columns: ``a:`` top-level scalars and scalar fields of other records (``<record>_<field>``),
     ``s:`` candidate fields, ``h:<list>`` for the ``history`` lists (every scalar item field),
     ``c:<field>`` the ``stampData`` of the ``cutout_fields``.
+
+    Examples
+    --------
+    ATLAS's first QUB layout shares ZTF's (``candidate``, ``prv_candidates``, cutouts):
+
+    >>> from lsstuk_kit.surveys.atlas import schema
+    >>> from lsstuk_kit.surveys.ztf import candidate_projection
+    >>> cutouts = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
+    >>> p = candidate_projection(schema("qub2018"), ("prv_candidates",), cutouts)
+    >>> [name for name in p.names if not name.startswith("s:")]
+    ['a:alertId', 'a:atlas_object_id', 'h:prv_candidates', 'c:cutoutScience', 'c:cutoutTemplate',
+    'c:cutoutDifference']
+    >>> p = candidate_projection(schema("qub2018"), ("prv_candidates",), cutouts, cutouts=False)
+    >>> [name for name in p.names if not name.startswith("s:")]
+    ['a:alertId', 'a:atlas_object_id', 'h:prv_candidates']
     """
     names = collect_names(schema)
     cutout_fields = set(cutout_fields)
@@ -243,7 +277,27 @@ def _map_detections(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_frames(table: pa.Table, version: str | None):
-    """Turn one decoded ZTF part into (sources, history, objects, cutouts)."""
+    """Turn one decoded ZTF part into (sources, history, objects, cutouts).
+
+    Examples
+    --------
+    ``table`` is what the decoder makes with :func:`projection`'s columns; here one
+    schema 3.3 alert, built by hand:
+
+    >>> import pyarrow as pa
+    >>> from lsstuk_kit.surveys.ztf import to_frames
+    >>> table = pa.table({"a:objectId": ["ZTF19acihgng"], "a:schemavsn": ["3.3"],
+    ...                   "s:candid": [1029226360015015010], "s:ra": [150.1], "s:dec": [2.2],
+    ...                   "s:jd": [2458765.7263], "s:fid": [2], "s:magpsf": [18.5], "s:sigmapsf": [0.1],
+    ...                   "s:isdiffpos": ["t"], "s:rb": [0.8], "s:drb": [0.99], "s:drbversion": ["d6_m7"]})
+    >>> sources, history, objects, cutouts = to_frames(table, None)
+    >>> sources[["diaObjectId", "midpointMjdTai", "band", "reliability", "reliabilitySource"]].round(4).values.tolist()
+    [['ZTF19acihgng', 58765.2263, 'r', 0.99, 'drb']]
+    >>> round(float(sources["psfFlux"].iloc[0])), sources["schemaVersion"].iloc[0]  # nJy from magpsf
+    (144544, 'ztf.v3_3')
+    >>> history.num_rows, history.column("kind").to_pylist(), objects["_alert"].tolist(), cutouts
+    (1, ['detection'], [0], {})
+    """
     n = table.num_rows
     code = (schema_code(table.column("a:schemavsn").to_pylist()) if "a:schemavsn" in table.column_names
             else np.full(n, np.nan))
