@@ -12,7 +12,8 @@ Tools, as the astronomy/PyData ecosystem uses them (astropy, mocpy, lightkurve, 
   in the same parser as the pages, and needs no pandoc;
 - pydata-sphinx-theme (numpy, pandas, astropy's look), sphinx-design for dropdowns and cards.
 
-Everything is offline: no intersphinx (see ``intersphinx`` below) and no remote images.
+Everything is offline: no remote images, and intersphinx reads inventories shipped in
+``docs/_inventories/`` (see there) instead of fetching them.
 """
 
 from __future__ import annotations
@@ -58,17 +59,27 @@ release = version = lsstuk_kit.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "numpydoc",
     "myst_nb",
     "sphinx_design",
 ]
 
-exclude_patterns = ["_build", "**.ipynb_checkpoints", ".gitignore"]
+exclude_patterns = ["_build", "_inventories", "**.ipynb_checkpoints", ".gitignore"]
 root_doc = "index"
 
-# Intersphinx (links into pandas, astropy, mocpy and scikit-learn's docs) is deliberately off:
-# it needs each project's objects.inv, which only their web sites serve (no installed package or
-# PyPI wheel ships one), and the build must run offline. Types are named in plain text instead.
+# -- Intersphinx: links into pandas, astropy and scikit-learn's documentation ------------------
+# Offline: each project's objects.inv is shipped in docs/_inventories/ (taken from Debian 12's
+# python-*-doc packages; provenance and versions in its README) and the links point to each
+# project's current documentation. Names added since those versions are shown unlinked. mocpy
+# and numpy have no packaged inventory here, so their names stay plain text.
+INVENTORIES = DOCS / "_inventories"
+intersphinx_mapping = {
+    "pandas": ("https://pandas.pydata.org/docs/", str(INVENTORIES / "pandas-1.5.3.inv")),
+    "astropy": ("https://docs.astropy.org/en/stable/", str(INVENTORIES / "astropy-5.2.1.inv")),
+    "sklearn": ("https://scikit-learn.org/stable/", str(INVENTORIES / "scikit-learn-1.2.1.inv")),
+}
+intersphinx_timeout = 1  # never waits on the network: every inventory is a local file
 
 # -- Autodoc / numpydoc ------------------------------------------------------------------------
 autodoc_typehints = "none"  # numpydoc's Parameters/Returns name the types
@@ -78,7 +89,19 @@ autosummary_generate = False  # the API pages are written below, one per module
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
-numpydoc_xref_param_type = False
+# types in Parameters/Returns link to their documentation where an inventory knows them
+numpydoc_xref_param_type = True
+numpydoc_xref_aliases = {
+    "DataFrame": "pandas.DataFrame", "Series": "pandas.Series", "Index": "pandas.Index",
+    "SkyCoord": "astropy.coordinates.SkyCoord", "Table": "astropy.table.Table",
+    "Quantity": "astropy.units.Quantity", "Time": "astropy.time.Time",
+    "AlertBatch": "lsstuk_kit.AlertBatch", "DaskAlerts": "lsstuk_kit.scale.DaskAlerts",
+    # numpydoc's own defaults point these at Python's and numpy's glossaries, which have no
+    # inventory here (a :term:/:ref: that does not resolve is a warning): plain names instead
+    **{word: word for word in ("bool", "True", "False", "iterable", "sequence", "array-like", "array_like",
+                               "callable", "contextmanager", "generator", "scalar", "None")},
+}
+numpydoc_xref_ignore = "all"  # only the aliases above become links; other type words stay text
 
 # -- MyST / myst-nb ----------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist", "substitution", "dollarmath"]

@@ -465,7 +465,7 @@ class DaskAlerts:
         return f"DaskAlerts({self.npartitions} partitions, {nfiles} files)"
 
 
-def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
+def read_alerts_dask(source, *, partition_size="64MB", repeats="drop", **options) -> DaskAlerts:
     """Read a folder, glob, file or list of files lazily (see :func:`lsstuk_kit.read_alerts`).
 
     Parameters
@@ -476,6 +476,14 @@ def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
     partition_size : int or str
         Target bytes of Avro per partition (``"64MB"``): consecutive files are
         grouped up to it; a larger file is a partition of its own.
+    repeats : {"drop", "keep"}
+        ``"drop"`` (default, as the in-memory engine): an alert whose ``diaSourceId``
+        was already read from an earlier file is left out and listed in ``errors``,
+        whichever partitions the two files fall in. Finding them costs one extra read
+        of each partition's ids (with ``errors="skip"``, a second full read) before
+        the night is processed. ``"keep"`` skips that pass, for files known to hold
+        each alert once (one file per visit, as the surveys write them): repeats
+        across partitions are then kept, each in its partition.
     **options
         ``columns``, ``errors`` and ``cutouts``, as for :func:`~lsstuk_kit.read_alerts`.
         Errors in later partitions are raised (or collected in ``errors``) when
@@ -507,6 +515,8 @@ def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
     from .io import _find_files
 
     dask, _ = _dask()
+    if repeats not in ("drop", "keep"):
+        raise ValueError(f"repeats must be 'drop' or 'keep', not {repeats!r}")
     items = source if isinstance(source, (list, tuple)) else [source]
     files, problems = [], []
     for item in items:
@@ -522,10 +532,10 @@ def read_alerts_dask(source, *, partition_size="64MB", **options) -> DaskAlerts:
         raise FileNotFoundError(f"no Avro files (*.avro, *.avro.gz) under {source}")
     groups = _group_files(files, _parse_size(partition_size))
     load = dask.delayed(_load, pure=True)
-    repeats = None
-    if len(groups) > 1:  # an alert in two partitions' files is kept once, as in memory (see _repeats)
+    seen = None
+    if repeats == "drop" and len(groups) > 1:  # an alert in two partitions' files is kept once (see _repeats)
         ids = [dask.delayed(_ids, pure=True)(g, options) for g in groups]
-        repeats = dask.delayed(_repeats, pure=True)(*ids)
-    parts = [load(g, options, problems if i == 0 else (), repeats, i) for i, g in enumerate(groups)]
+        seen = dask.delayed(_repeats, pure=True)(*ids)
+    parts = [load(g, options, problems if i == 0 else (), seen, i) for i, g in enumerate(groups)]
     meta_batch = _load(groups[0], options, problems)  # the first partition gives the columns and dtypes
     return DaskAlerts(parts, meta_batch, groups)

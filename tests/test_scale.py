@@ -214,12 +214,13 @@ def test_errors_in_a_later_partition(tmp_path):
 
 
 @pytest.mark.parametrize("size", ["1B", "3MB", "64MB"])
-def test_an_alert_in_two_partitions_is_kept_once(tmp_path, size):
+def test_an_alert_in_two_partitions_is_kept_once(tmp_path_factory, size):
     """A file written twice (e.g. an at-least-once consumer's chunk): every table as in memory.
 
     The in-memory reader keeps the first copy and lists the repeats in ``errors``; the Dask
     engine must do the same when the copies fall in different partitions.
     """
+    tmp_path = tmp_path_factory.mktemp("night")
     files = iter_files(lk.sample_path())
     for f in files:
         shutil.copy(f, tmp_path)
@@ -238,7 +239,10 @@ def test_an_alert_in_two_partitions_is_kept_once(tmp_path, size):
     pd.testing.assert_frame_equal(errors.sort_values(["file", "record"]).reset_index(drop=True),
                                   mem.errors.sort_values(["file", "record"]).reset_index(drop=True))
     assert set(errors["file"].map(lambda f: f.split("/")[-1])) == {"visit_999999999999999.avro"}
-    assert night.to_avro(tmp_path / "out") == len(mem)
+    assert night.to_avro(tmp_path_factory.mktemp("out")) == len(mem)
+    if night.npartitions > 1:  # repeats="keep": no pass over the ids, the copy stays in its partition
+        kept = scale.read_alerts_dask(tmp_path, partition_size=size, repeats="keep").sources.compute()
+        assert len(kept) == len(mem) + repeated and kept.index.duplicated().sum() == repeated
     # skip mode: a corrupt file in between, the repeats still found (the ids come from the same read)
     bad = tmp_path / sorted(p.name for p in tmp_path.glob("*.avro"))[4]
     data = bytearray(bad.read_bytes())
@@ -262,6 +266,8 @@ def test_bad_input():
         lk.read_alerts(lk.sample_path(), engine="spark")
     with pytest.raises(ValueError, match="partition_size"):
         lk.read_alerts(lk.sample_path(), engine="dask", partition_size="lots")
+    with pytest.raises(ValueError, match="repeats must be 'drop' or 'keep'"):
+        scale.read_alerts_dask(lk.sample_path(), repeats="first")
     with pytest.raises(ValueError, match="partition_size must be positive"):
         lk.read_alerts(lk.sample_path(), engine="dask", partition_size=0)
     night = lk.read_alerts(lk.sample_path(), engine="dask", partition_size="1MB")
