@@ -245,11 +245,6 @@ def _night_objects(df, meta):
     return _conform(df, meta)
 
 
-def _same(value):
-    """The value itself (a graph task that hands one object to many tasks)."""
-    return value
-
-
 def _errors(batch):
     return batch.errors
 
@@ -402,11 +397,8 @@ class DaskAlerts:
                                 "map_batches needs a Series or DataFrame")
             meta = sample.iloc[:0]
         # One graph node holds the function and its arguments (a watchlist, a
-        # catalogue), so they are neither hashed nor copied once per partition. It is a
-        # task (not a bare value): a value node shared by every partition's task made a
-        # lone distributed worker load every partition before mapping any (4.1 GiB for
-        # a night that otherwise needs 0.6).
-        shared = dask.delayed(_same, pure=False)(call, dask_key_name=f"lsstuk-call-{uuid.uuid4().hex}")
+        # catalogue), so they are neither hashed nor copied once per partition.
+        shared = dask.delayed(call, name=f"lsstuk-call-{uuid.uuid4().hex}")
         apply = dask.delayed(_apply, pure=True)
         return _from_delayed([apply(shared, p, meta) for p in self._parts], meta)
 
