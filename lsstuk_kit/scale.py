@@ -127,9 +127,9 @@ def _ids(files, options):
 
     if options.get("errors", "raise") == "raise":
         options = {"columns": ["diaSourceId"], "cutouts": False}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # repeats within the partition: its own read reports them
-        batch = read_alerts(files, progress=False, workers=1, **options)
+    # (its warnings are not silenced: warnings.catch_warnings is not thread-safe, and these tasks
+    # run in threads; a repeat within one partition is warned about by this read and by the load)
+    batch = read_alerts(files, progress=False, workers=1, **options)
     store, pos = batch._store, batch._pos
     ids = pd.to_numeric(batch.sources.index.to_series(), errors="coerce").to_numpy(float)
     labels = pd.Categorical.from_codes(store.ref_ids[pos], [r.label for r in store.refs]) if len(
