@@ -131,12 +131,12 @@ def _ids(files, options):
     # run in threads; a repeat within one partition is warned about by this read and by the load)
     batch = read_alerts(files, progress=False, workers=1, **options)
     store, pos = batch._store, batch._pos
-    ids = pd.to_numeric(batch.sources.index.to_series(), errors="coerce").to_numpy(float)
+    ids = pd.array(batch.sources.index.to_numpy(), dtype="Int64")  # exact: Rubin's ids exceed 2**53
     labels = pd.Categorical.from_codes(store.ref_ids[pos], [r.label for r in store.refs]) if len(
         store.refs) else pd.Categorical([])
-    table = pd.DataFrame({"id": ids, "file": labels, "record": store.rec_ids[pos]})
-    table = table[table["id"] > 0]  # placeholders of id-less messages (negative) are not alerts' ids
-    return table.astype({"id": np.int64})
+    real = (ids > 0).fillna(False).to_numpy(bool)  # placeholders of id-less messages (negative) are not ids
+    return pd.DataFrame({"id": ids[real].to_numpy(np.int64), "file": labels[real],
+                         "record": store.rec_ids[pos][real]})
 
 
 def _repeats(*tables):
@@ -173,8 +173,7 @@ def _drop_repeats(batch, repeats):
                       reason=f"duplicate: diaSourceId {i} was already read from {ff} record {int(fr)}; kept once")
         for i, f, r, ff, fr in repeats[["id", "file", "record", "first_file", "first_record"]].itertuples(
             index=False))
-    ids = pd.to_numeric(batch.sources.index.to_series(), errors="coerce")
-    return batch.filter(~ids.isin(repeats["id"]).to_numpy())
+    return batch.filter(~batch.sources.index.isin(repeats["id"]))
 
 
 def _conform(df, meta):

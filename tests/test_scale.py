@@ -257,6 +257,24 @@ def test_an_alert_in_two_partitions_is_kept_once(tmp_path_factory, size):
         map(tuple, mem.errors.astype(str).to_numpy().tolist()))
 
 
+def test_repeat_check_keeps_64_bit_ids_exact(real_alerts, tmp_path):
+    """Rubin's diaSourceIds exceed 2**53: ids one apart are different alerts, never repeats."""
+    real = real_alerts / "lsst" / "part-2-918301.avro"
+    table = scale._ids([str(real)], {})
+    whole = lk.read_alerts(real)
+    assert (whole.sources.index > 2**53).any()
+    assert sorted(table["id"]) == sorted(whole.sources.index)
+    assert scale._repeats(pd.DataFrame({"id": [2**60], "file": ["a"], "record": [0]}),
+                          pd.DataFrame({"id": [2**60 + 1], "file": ["b"], "record": [0]})) == {}
+    shutil.copy(real, tmp_path / "a.avro")
+    shutil.copy(real, tmp_path / "b.avro")
+    night = lk.read_alerts(tmp_path, engine="dask", partition_size=1)
+    assert night.npartitions == 2
+    got = night.sources.compute()
+    assert sorted(got.index) == sorted(whole.sources.index)  # the copy dropped, every alert once
+    assert len(night.errors.compute()) == len(whole)
+
+
 def test_bad_input():
     with pytest.raises(FileNotFoundError):
         lk.read_alerts("/no/such/folder", engine="dask")
