@@ -412,19 +412,17 @@ def save_classifier(model, path):
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
-    >>> from lsstuk_kit.lcclassify import fit_classifier, load_classifier, predict_classes, save_classifier
-    >>> rng = np.random.default_rng(0)
-    >>> feats = pd.DataFrame({"amplitude": np.r_[rng.normal(1, 0.1, 40), rng.normal(3, 0.1, 40)],
-    ...                       "duration": np.r_[rng.normal(10, 1, 40), rng.normal(200, 10, 40)],
-    ...                       "label": ["SN Ia"] * 40 + ["AGN"] * 40})
-    >>> model = fit_classifier(feats, n_estimators=20)     # two toy classes, two features
-    >>> import tempfile, pathlib
+    Saving writes the file; :func:`load_classifier` shows the round trip.
+
+    >>> import pathlib, tempfile
+    >>> import pandas as pd
+    >>> from lsstuk_kit.lcclassify import fit_classifier, save_classifier
+    >>> feats = pd.DataFrame({"amplitude": [1.0, 1.1, 3.0, 3.1] * 5, "label": ["SN Ia", "SN Ia", "AGN", "AGN"] * 5})
+    >>> model = fit_classifier(feats, n_estimators=5)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = save_classifier(model, pathlib.Path(d) / "lc.skops")
-    ...     loaded = load_classifier(path)
-    >>> predict_classes(loaded, feats.drop(columns="label").head(2))["predicted"].tolist()
-    ['SN Ia', 'SN Ia']
+    ...     path.name, path.stat().st_size > 0
+    ('lc.skops', True)
     """
     from .realbogus import save_model
 
