@@ -108,9 +108,11 @@ def _assemble(results, reader, columns):
     sources = srcs[0] if len(srcs) == 1 else pd.concat(srcs, ignore_index=True, sort=False)
     if len(hists) > 1:
         hists = _harmonise(hists)
-    history = hists[0] if len(hists) == 1 else pa.concat_tables(hists, promote_options="permissive")
-    history = arrow_to_pandas(history, split_blocks=True)
+    # the parts' Arrow histories are released column by column as they become the pandas table
+    results.clear()  # (the caller hands its results over)
+    history = [hists[0] if len(hists) == 1 else pa.concat_tables(hists, promote_options="permissive")]
     del hists
+    history = arrow_to_pandas(history, nullable_bools=True)
     objects = objs[0] if len(objs) == 1 else pd.concat([o for o in objs if len(o.columns)],
                                                           ignore_index=True, sort=False)
     ref_ids = np.concatenate(refs_l)

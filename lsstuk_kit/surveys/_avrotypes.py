@@ -80,24 +80,51 @@ def record_fields(t, names):
     return []
 
 
-def arrow_to_pandas(table, **kwargs):
+def arrow_to_pandas(table, nullable_bools=False, **kwargs):
     """Convert an Arrow table to pandas, keeping integer columns with nulls exact.
 
     Plain conversion turns an int64 column with nulls into float64, which
     corrupts 64-bit alert ids (above 2**53). Such columns become pandas'
     nullable integer dtypes instead; integer columns without nulls stay numpy.
+
+    ``nullable_bools``: boolean columns with nulls become pandas' nullable
+    ``boolean`` (1 byte a value and 1 of mask) instead of ``object`` columns of
+    ``True``/``False``/``None`` (8 bytes a value, and ten times slower to build):
+    the history's detection flags, which forced-photometry rows lack.
+
+    ``table`` may also be a list holding one table, which is emptied: the
+    conversion then owns the table and releases each column's Arrow memory as
+    soon as that column is converted, so the Arrow and pandas copies of a big
+    table never coexist whole (the reader's history).
     """
     import pandas as pd
     import pyarrow as pa
 
+    consume = isinstance(table, list)
+    if consume:
+        table = table.pop()
     mapping = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
                pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype()}
+    if nullable_bools:
+        mapping[pa.bool_()] = pd.BooleanDtype()
+    names = table.column_names
     with_nulls = [f.name for f in table.schema
-                  if pa.types.is_integer(f.type) and table.column(f.name).null_count]
-    if not with_nulls:
+                  if (pa.types.is_integer(f.type) or (nullable_bools and pa.types.is_boolean(f.type)))
+                  and table.column(f.name).null_count]
+    if not with_nulls and not consume:
         return table.to_pandas(**kwargs)
-    df = table.drop_columns(with_nulls).to_pandas(**kwargs)
-    extra = {name: table.column(name).to_pandas(types_mapper=mapping.get) for name in with_nulls}
+    extra = {}
+    for name in with_nulls:
+        extra[name] = table.column(name).to_pandas(types_mapper=mapping.get)
+        if consume:  # the converted column's buffers go with the table that held them
+            table = table.drop_columns([name])
+    if consume:  # (the nullable columns are dropped from it already)
+        df = table.to_pandas(**{**kwargs, "self_destruct": True, "split_blocks": True, "use_threads": False})
+        del table
+    else:
+        df = table.drop_columns(with_nulls).to_pandas(**kwargs)
+    if not extra:
+        return df
     df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
-    return df[table.column_names]
+    return df[names]
