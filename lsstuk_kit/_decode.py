@@ -37,6 +37,7 @@ import pyarrow as pa
 from numba import njit
 
 from ._projection import Projection
+from ._stamps import private_buffer
 from .surveys._avrotypes import collect_names
 
 __all__ = ["Decoder", "decoder_for", "decode_container", "DecodeError", "ERRORS"]
@@ -306,7 +307,10 @@ class Decoder:
         """
         dtypes = (np.uint8, np.int32, np.int64, np.uint8)
         sizes = [sum(self.counts[lv][k] * caps[lv] for lv in range(self.n_levels)) for k in range(4)]
-        flats = [np.zeros(max(n, 1), dt) for n, dt in zip(sizes, dtypes)]
+        # (zeroed pages of their own, no huge pages: the rows past what the blocks fill are never
+        # written, and so never take memory, though the Arrow arrays keep the buffers alive)
+        flats = [private_buffer(max(n, 1) * np.dtype(dt).itemsize, huge=False).view(dt)
+                 for n, dt in zip(sizes, dtypes)]
         levels, bases = [], []
         at = [0, 0, 0, 0]
         for lv in range(self.n_levels):

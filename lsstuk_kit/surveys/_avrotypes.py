@@ -109,22 +109,25 @@ def arrow_to_pandas(table, nullable_bools=False, **kwargs):
     if nullable_bools:
         mapping[pa.bool_()] = pd.BooleanDtype()
     names = table.column_names
-    with_nulls = [f.name for f in table.schema
-                  if (pa.types.is_integer(f.type) or (nullable_bools and pa.types.is_boolean(f.type)))
-                  and table.column(f.name).null_count]
-    if not with_nulls and not consume:
-        return table.to_pandas(**kwargs)
-    extra = {}
-    for name in with_nulls:
-        extra[name] = table.column(name).to_pandas(types_mapper=mapping.get)
-        if consume:  # the converted column's buffers go with the table that held them
-            table = table.drop_columns([name])
-    if consume:  # (the nullable columns are dropped from it already)
-        df = table.to_pandas(**{**kwargs, "self_destruct": True, "split_blocks": True, "use_threads": False})
+    mapped = [f.name for f in table.schema if f.type in mapping]
+    with_nulls = [n for n in mapped if table.column(n).null_count]
+    if consume:
+        # the mapped columns without nulls first (numpy, as usual), then everything else in one
+        # self-destructing conversion, in which every mapped column left has nulls
+        plain = {}
+        for name in mapped:
+            if name not in with_nulls:
+                plain[name] = table.column(name).to_pandas()
+                table = table.drop_columns([name])
+        df = table.to_pandas(**{**kwargs, "self_destruct": True, "split_blocks": True, "use_threads": False,
+                                "types_mapper": mapping.get})
         del table
-    else:
-        df = table.drop_columns(with_nulls).to_pandas(**kwargs)
-    if not extra:
-        return df
+        if plain:
+            df = pd.concat([df, pd.DataFrame(plain, index=df.index, copy=False)], axis=1)
+        return df[names]
+    if not with_nulls:
+        return table.to_pandas(**kwargs)
+    df = table.drop_columns(with_nulls).to_pandas(**kwargs)
+    extra = {name: table.column(name).to_pandas(types_mapper=mapping.get) for name in with_nulls}
     df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
     return df[names]
