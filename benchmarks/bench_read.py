@@ -20,7 +20,8 @@ Rows, all measured in this one process on the same file (best of ``--repeat``):
 
 Prints alerts/s, the ratio to fastavro, the fraction of the memory-read rate, and peak extra
 resident memory against the file's size; then what the all-columns batch itself holds (its
-pandas history and sources, its cutouts) against the file's size. Then the compiled decoder's first-call cost: a fresh
+pandas history and sources, its cutouts) against the file's size, and the peak of the first
+all-columns read in a fresh process (no memory freed by earlier reads to reuse). Then the compiled decoder's first-call cost: a fresh
 process with an empty numba cache (compiling) and one with the cache warm.
 
     python benchmarks/bench_read.py [--case real|synthetic|lite|all] [--alerts 2000] [--repeat 2]
@@ -162,6 +163,25 @@ def first_call_cost(path):
     return out
 
 
+def fresh_peak(path, small):
+    """Peak extra resident memory of a fresh process's first all-columns read of ``path`` (x its size).
+
+    The rows above are measured in this process after earlier reads, whose freed memory the
+    allocators may hand out again; a user's first read in a new notebook has none to reuse.
+    (Imports and the compiled decoder are warmed on ``small`` first.)
+    """
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            "import lsstuk_kit as lk, bench_read as b; "
+            f"lk.read_alerts({small!r}); "
+            f"m = b.PeakRSS().__enter__(); batch = lk.read_alerts({path!r}, workers=2); m.__exit__(None, None, None); "
+            "print(m.extra_mb)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1]) * 2**20 / os.path.getsize(path)
+
+
 def fastavro_loop(path):
     n = 0
     with open(path, "rb") as fh:
@@ -239,6 +259,7 @@ def main(argv=None):
             if small is None:
                 small = os.path.join(tmp, "small.avro")
                 build_real(small, 50) if have_real else build(small, 50, 5)
+            print(f"first all-columns read in a fresh process: peak {fresh_peak(path, small):.2f} x the file")
             os.remove(path)
         cold, warm = first_call_cost(small)
         print(f"\nfirst read in a fresh process (50 alerts): {cold:.1f} s with an empty numba cache (compiling), "

@@ -20,9 +20,11 @@ copies; the per-alert job does not depend on it), ten times a million alerts.
 ``--workers 0,1,2`` runs the job on the threaded scheduler of this process (0)
 and on a ``dask.distributed`` LocalCluster of 1 and 2 worker processes (one
 thread each), reporting alerts/s, the peak memory of each worker and the
-scaling ratio 2 workers / 1 worker.
+scaling ratio 2 workers / 1 worker. Each worker process is given ``--worker-memory`` (4 GiB, a
+cluster's usual allocation per core): Dask spills what a worker holds to disk past 60 % of it.
 
     python benchmarks/bench_scale.py [--scale 72] [--data DIR] [--keep] [--copies 10] [--workers 0,1,2]
+                                     [--worker-memory 4GiB]
 """
 
 from __future__ import annotations
@@ -153,11 +155,12 @@ def _warm(path):
     return len(read_alerts(path, progress=False))
 
 
-def run_job(alerts_dir, watchlist, moc, partition_size, workers, repeats="drop"):
+def run_job(alerts_dir, watchlist, moc, partition_size, workers, repeats="drop", memory_limit="4GiB"):
     """The whole night on ``workers`` processes (0: this process's threads); (alerts, seconds, results, peak).
 
     ``repeats="keep"`` for the hard-linked copies (their ids repeat by construction; see
-    :func:`lsstuk_kit.scale.read_alerts_dask`).
+    :func:`lsstuk_kit.scale.read_alerts_dask`). ``memory_limit``: each worker's (Dask spills what
+    it holds to disk past 60 % of it, pauses at 80 % and restarts a worker at 95 %).
     """
     import dask
 
@@ -182,7 +185,7 @@ def run_job(alerts_dir, watchlist, moc, partition_size, workers, repeats="drop")
     # "one-thread" worker already uses every core, and 2 workers / 1 worker measures nothing)
     one_core = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="6GiB", silence_logs=40, env=one_core) as cluster, Client(cluster) as client:
+                      memory_limit=memory_limit, silence_logs=40, env=one_core) as cluster, Client(cluster) as client:
         first = iter_files(alerts_dir)[0]
         client.run(_warm, first)  # imports and the decoder's compiled code, on every worker, outside the timing
         with WorkerPeaks(client) as peaks:
@@ -202,6 +205,8 @@ def main(argv=None):
     ap.add_argument("--baseline-files", type=int, default=80)
     ap.add_argument("--partition-size", default="64MB")
     ap.add_argument("--copies", type=int, default=1, help="repeat the night's files this many times (hard links)")
+    ap.add_argument("--worker-memory", default="4GiB",
+                    help="each worker process's memory limit (a cluster's allocation per core; default 4GiB)")
     ap.add_argument("--workers", default=None,
                     help="comma-separated worker-process counts, 0 = threads of this process (e.g. 0,1,2); "
                          "default: the original threaded run only")
@@ -301,7 +306,8 @@ def main(argv=None):
             rates = {}
             for w in [int(x) for x in args.workers.split(",")]:
                 n, dt, res, nparts, peaks = run_job(big, watchlist, moc, args.partition_size, w,
-                                                    repeats="keep" if args.copies > 1 else "drop")
+                                                    repeats="keep" if args.copies > 1 else "drop",
+                                                    memory_limit=args.worker_memory)
                 assert n == n_big, (n, n_big)
                 rates[w] = n / dt
                 name = "threads of one process (2)" if w == 0 else f"LocalCluster, {w} worker process{'es' * (w > 1)}"

@@ -538,3 +538,31 @@ def read_alerts_dask(source, *, partition_size="64MB", repeats="drop", **options
     parts = [load(g, options, problems if i == 0 else (), seen, i) for i, g in enumerate(groups)]
     meta_batch = _load(groups[0], options, problems)  # the first partition gives the columns and dtypes
     return DaskAlerts(parts, meta_batch, groups)
+
+
+def _batch_nbytes(batch) -> int:
+    """Bytes a partition's AlertBatch holds, for Dask's memory accounting.
+
+    Without it Dask sizes a batch as a small Python object, so a worker holding loaded
+    partitions for later tasks counts them as unmanaged memory: it neither spills them to
+    disk nor pauses, and the nanny kills it at its memory limit. A subset counts its whole
+    store (which it keeps alive).
+    """
+    from dask.sizeof import sizeof
+
+    st = batch._store
+    n = sizeof(st.sources) + sizeof(st.history) + sizeof(st.objects) + st.ref_ids.nbytes + st.rec_ids.nbytes
+    return int(n + sum(getattr(c, "nbytes", 0) for c in st.cutouts.values()))
+
+
+def _register_sizeof():
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # Dask is optional
+        return
+    from .batch import AlertBatch
+
+    sizeof.register(AlertBatch)(_batch_nbytes)
+
+
+_register_sizeof()  # (workers import this module to run _load, so they register it too)

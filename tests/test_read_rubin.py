@@ -133,3 +133,31 @@ def test_sample_regenerates_byte_identically(tmp_path):
     for rel in made:
         assert (tmp_path / rel).read_bytes() == (lk.sample_path() / rel).read_bytes(), rel
     assert sum((tmp_path / rel).stat().st_size for rel in made) <= 15 * 2**20
+
+
+def test_real_rubin_history_flags_are_nullable_booleans(real_alerts, tmp_path):
+    """Detection flags are pandas ``boolean``: the alert's values on detections, <NA> on forced rows."""
+    path = real_alerts / "lsst" / "part-2-918301.avro"
+    raw = raw_records(path)
+    h = lk.read_alerts(path).history
+    flags = [c for c in h.columns if h[c].dtype == "boolean"]
+    assert len(flags) >= 30, flags  # Rubin's diaSource carries ~40 flags
+    assert not any(h[c].dtype == object for c in flags)
+    forced = (h["kind"] == "forced").to_numpy()
+    assert forced.any() and (~forced).any()
+    assert all(h.loc[forced, c].isna().all() for c in flags)
+    # every detection's flags are the alert's own, value for value (None stays missing)
+    by_id = {p["diaSourceId"]: p for r in raw for p in (r["prvDiaSources"] or []) + [r["diaSource"]]}
+    det = h[~forced]
+    for c in flags:
+        want = pd.array([by_id[int(i)].get(c) for i in det["diaSourceId"]], dtype="boolean")
+        got = det[c].array
+        assert (got.isna() == want.isna()).all(), c
+        assert (got[~got.isna()] == want[~want.isna()]).all(), c
+    # and they survive a round trip through Avro
+    out = tmp_path / "again.avro"
+    lk.read_alerts(path).to_avro(out)
+    again = lk.read_alerts(out).history
+    for c in flags:
+        assert again[c].dtype == "boolean"
+        pd.testing.assert_series_equal(again[c].reset_index(drop=True), h[c].reset_index(drop=True))

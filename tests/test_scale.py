@@ -317,3 +317,19 @@ def test_mixed_schema_versions_warn_about_columns_left_out(real_alerts, tmp_path
     assert sorted(s.index) == sorted(whole.sources.index)  # every alert is there, only extra columns are not
     pd.testing.assert_series_equal(sorted_rows(s["psfFlux"]), sorted_rows(whole.sources["psfFlux"]),
                                    check_dtype=False)
+
+
+def test_dask_counts_a_partition_by_what_it_holds():
+    """Dask sizes a loaded partition by its tables and cutouts (so workers spill it, not die)."""
+    from dask.sizeof import sizeof
+
+    import lsstuk_kit.scale  # noqa: F401 - registers the sizing
+
+    batch = lk.load_sample()
+    st = batch._store
+    tables = sum(int(t.memory_usage(deep=True).sum()) for t in (st.sources, st.history, st.objects))
+    cutouts = sum(c.nbytes for c in st.cutouts.values())
+    assert cutouts > 0
+    got = sizeof(batch)
+    assert 0.8 * (tables + cutouts) <= got <= 1.5 * (tables + cutouts)
+    assert sizeof(batch[batch.sources["mag"] < 21]) == got  # a subset keeps its whole store alive
