@@ -21,8 +21,9 @@ Rows, all measured in this one process on the same file (best of ``--repeat``):
 Prints alerts/s, the ratio to fastavro, the fraction of the memory-read rate, and peak extra
 resident memory against the file's size; then what the all-columns batch itself holds (its
 pandas history and sources, its cutouts) against the file's size, and the peak of the first
-all-columns read in a fresh process (no memory freed by earlier reads to reuse). Then the compiled decoder's first-call cost: a fresh
-process with an empty numba cache (compiling) and one with the cache warm.
+all-columns read in a fresh process (no memory freed by earlier reads to reuse). Then the
+compiled decoder's first-call cost: a fresh process with an empty numba cache (compiling) and
+one with the cache warm.
 
     python benchmarks/bench_read.py [--case real|synthetic|lite|all] [--alerts 2000] [--repeat 2]
 """
