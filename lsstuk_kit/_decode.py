@@ -309,7 +309,7 @@ class Decoder:
         sizes = [sum(self.counts[lv][k] * caps[lv] for lv in range(self.n_levels)) for k in range(4)]
         # (zeroed pages of their own, no huge pages: the rows past what the blocks fill are never
         # written, and so never take memory, though the Arrow arrays keep the buffers alive)
-        flats = [private_buffer(max(n, 1) * np.dtype(dt).itemsize, huge=False).view(dt)
+        flats = [private_buffer(max(n, 1) * np.dtype(dt).itemsize, huge=False, zeroed=True).view(dt)
                  for n, dt in zip(sizes, dtypes)]
         levels, bases = [], []
         at = [0, 0, 0, 0]

@@ -31,22 +31,22 @@ class _PrivateMap(mmap.mmap):
     """A private anonymous mapping made by :func:`private_buffer` (the only memory :func:`trim` releases)."""
 
 
-def private_buffer(n: int, huge: bool = True, small: int = _SMALL) -> np.ndarray:
+def private_buffer(n: int, huge: bool = True, zeroed: bool = False) -> np.ndarray:
     """A writable uint8 array of ``n`` bytes in memory of its own (page-aligned, releasable by :func:`trim`).
 
-    It reads as zeros until written. ``huge``: ask for transparent huge pages (a buffer that
-    is written whole); without them, pages never written take no memory (a buffer sized
-    for more than it may hold, as the decoder's column buffers are). Below ``small`` bytes, an
-    ordinary array (whose memory the allocator may keep when it is freed).
+    ``huge``: ask for transparent huge pages (a buffer that is written whole); without them,
+    pages never written take no memory (a buffer sized for more than it may hold, as the
+    decoder's column buffers are). A map reads as zeros until written; below 1 MiB the buffer
+    is an ordinary array, zeroed only if ``zeroed``.
     """
     if n <= 0:
         return np.zeros(0, np.uint8)
-    if n < small:  # (a small container's bytes: a map of its own is not worth it, and there is little to release)
-        return np.zeros(n, np.uint8)
+    if n < _SMALL:  # (a small container's bytes: a map of its own is not worth it, and there is little to release)
+        return np.zeros(n, np.uint8) if zeroed else np.empty(n, np.uint8)
     try:
         mm = _PrivateMap(-1, n, flags=mmap.MAP_PRIVATE)
     except (OSError, ValueError, AttributeError):  # pragma: no cover - no anonymous private maps
-        return np.zeros(n, np.uint8)
+        return np.zeros(n, np.uint8) if zeroed else np.empty(n, np.uint8)
     if huge and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             mm.madvise(mmap.MADV_HUGEPAGE)

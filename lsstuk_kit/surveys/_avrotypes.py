@@ -111,23 +111,16 @@ def arrow_to_pandas(table, nullable_bools=False, **kwargs):
     names = table.column_names
     mapped = [f.name for f in table.schema if f.type in mapping]
     with_nulls = [n for n in mapped if table.column(n).null_count]
-    if consume:
-        # the mapped columns without nulls first (numpy, as usual), then everything else in one
-        # self-destructing conversion, in which every mapped column left has nulls
-        plain = {}
-        for name in mapped:
-            if name not in with_nulls:
-                plain[name] = table.column(name).to_pandas()
-                table = table.drop_columns([name])
-        df = table.to_pandas(**{**kwargs, "self_destruct": True, "split_blocks": True, "use_threads": False,
-                                "types_mapper": mapping.get})
-        del table
-        if plain:
-            df = pd.concat([df, pd.DataFrame(plain, index=df.index, copy=False)], axis=1)
-        return df[names]
-    if not with_nulls:
+    if not with_nulls and not consume:
         return table.to_pandas(**kwargs)
-    df = table.drop_columns(with_nulls).to_pandas(**kwargs)
-    extra = {name: table.column(name).to_pandas(types_mapper=mapping.get) for name in with_nulls}
-    df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
+    # mapped columns without nulls stay numpy; every mapped column left has nulls
+    plain = {name: table.column(name).to_pandas() for name in mapped if name not in with_nulls}
+    table = table.drop_columns(list(plain))
+    options = {**kwargs, "types_mapper": mapping.get}
+    if consume:  # each column's Arrow memory goes as soon as it is converted
+        options.update(self_destruct=True, split_blocks=True, use_threads=False)
+    df = table.to_pandas(**options)
+    del table
+    if plain:
+        df = pd.concat([df, pd.DataFrame(plain, index=df.index, copy=False)], axis=1)
     return df[names]
