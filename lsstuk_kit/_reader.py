@@ -36,6 +36,8 @@ from .errors import AlertFormatError, SkippedRecord
 from .schema import load_rubin_schema, unpack_wire, version_from_schema_id
 
 _PART_BYTES = 16 * 2**20
+_PART_RECORDS = 1024  # a part is cut no smaller than this many records or _PART_MIN_BYTES (_Reader.make_parts)
+_PART_MIN_BYTES = 64 * 2**20
 #: read the blocks with pread even when no cutout is kept (else: decoded straight from the memory map)
 _PREAD_ALWAYS = False
 #: units smaller than this on average are decoded together (their bytes copied into one buffer)
@@ -399,6 +401,13 @@ class _Reader:
 
     # -- stage 2: units -> parts (split big files at block boundaries, group small ones)
     def make_parts(self, units):
+        """Parts of about ``total / (2 * workers)`` bytes (one part when one thread decodes).
+
+        A part also costs a fixed ~20 ms to map into tables, so none is cut smaller than
+        ``_PART_RECORDS`` records or ``_PART_MIN_BYTES`` bytes (whichever it reaches first):
+        light alerts (cutouts, no history) then come in a few parts, not one per few hundred
+        alerts, while alerts with long histories are still cut by bytes.
+        """
         sizes = []
         for u in units:
             blocks = u.blocks if u.blocks is not None else np.arange(len(u.index.block_count))
@@ -406,27 +415,31 @@ class _Reader:
         total = int(sum(int(sz.sum()) for _, sz in sizes))
         target = max(_PART_BYTES, total // (2 * self.workers) + 1) if self.workers > 1 else 2**62
         parts = []
-        pending = None  # the part small units of one schema are gathered into
+        pending = None  # [part small units of one schema are gathered into, its bytes, its records]
         for u, (blocks, sz) in zip(units, sizes):
             if not len(blocks):
                 continue
             size = int(sz.sum())
-            if size > 2 * target and len(blocks) > 1:
+            records = int(u.index.block_count[blocks].sum())
+            pieces = min(-(-size // target) if size > 2 * target else 1,
+                         max(records // _PART_RECORDS, size // _PART_MIN_BYTES, 1))
+            if pieces > 1 and len(blocks) > 1:
                 cum = np.cumsum(sz)
-                cuts = np.searchsorted(cum, np.arange(target, size, target), side="left") + 1
+                cuts = np.searchsorted(cum, size * np.arange(1, pieces) / pieces, side="left") + 1
                 bounds = np.unique(np.concatenate([[0], cuts, [len(blocks)]]))
                 for a, b in zip(bounds[:-1], bounds[1:]):
                     parts.append(_Part([(u, blocks[a:b])], u.survey, u.schema, u.schema_text, u.version))
                 pending = None
                 continue
-            if (pending is not None and pending[0].schema_text == u.schema_text and pending[1] + size <= target
-                    and len(pending[0].units) < 4096):
+            if (pending is not None and pending[0].schema_text == u.schema_text and len(pending[0].units) < 4096
+                    and (pending[1] + size <= target or (pending[2] < _PART_RECORDS and pending[1] < _PART_MIN_BYTES))):
                 pending[0].units.append((u, blocks))
                 pending[1] += size
+                pending[2] += records
                 continue
             part = _Part([(u, blocks)], u.survey, u.schema, u.schema_text, u.version)
             parts.append(part)
-            pending = [part, size]
+            pending = [part, size, records]
         return parts
 
     # -- stage 3: decode
@@ -447,11 +460,14 @@ class _Reader:
                                   self._unit_records(u, blocks))
             return []
         keeps = any(o.name.startswith("c:") for o in proj.outputs)
-        prepared = [(u, self._block_bytes(u, blocks, keeps)) for u, blocks in part.units]
-        sizes = [int((e - st).sum()) for _, (_, st, e, _, _) in prepared]
         # small files (visit files of light alerts) in one call; big ones are worth a call each
-        small = len(prepared) > 1 and sum(sizes) <= _MERGE_BYTES_PER_UNIT * len(prepared)
-        merged = self._decode_merged(prepared, dec) if small else None
+        sizes = [int((u.index.block_end[b] - _container.SYNC_SIZE - u.index.block_data_start[b]).sum())
+                 for u, b in part.units]
+        small = len(part.units) > 1 and sum(sizes) <= _MERGE_BYTES_PER_UNIT * len(part.units)
+        whole, at = self._shared_buffer(part.units, keeps) if small else (None, None)
+        prepared = [(u, self._block_bytes(u, blocks, keeps, None if whole is None else whole[at[k]: at[k + 1]]))
+                    for k, (u, blocks) in enumerate(part.units)]
+        merged = self._decode_merged(prepared, dec, whole, at) if small else None
         if merged is not None:
             tables, refs, recs, stamps = merged
         else:
@@ -502,20 +518,40 @@ class _Reader:
         return np.concatenate([u.records[int(first[b]): int(first[b] + u.index.block_count[b])] for b in blocks]) \
             if len(blocks) else np.zeros(0, np.int64)
 
-    def _block_bytes(self, u, blocks, keeps=True):
+    @staticmethod
+    def _preads(u, blocks, keeps):
+        """Whether a unit's blocks are read from its file into memory of the batch's own."""
+        return u.index.codec == "null" and u.fh is not None and len(blocks) and (keeps or _PREAD_ALWAYS)
+
+    def _shared_buffer(self, units, keeps):
+        """One buffer that the blocks of every unit are read into, back to back.
+
+        Merged decoding then needs no copy of the units' bytes into one buffer (a copy made under
+        the interpreter's lock, which held up every other thread for as long as it took).
+        Returns ``(buffer, offsets)``: unit ``k`` is read into ``buffer[offsets[k]:offsets[k + 1]]``;
+        ``(None, None)`` if some unit is not read from its file.
+        """
+        if not all(self._preads(u, b, keeps) for u, b in units):
+            return None, None
+        spans = [int(u.index.block_end[b].max() - u.index.block_start[b].min()) for u, b in units]
+        at = np.concatenate([[0], np.cumsum(spans)]).astype(np.int64).tolist()
+        return _stamps.private_buffer(at[-1]), at
+
+    def _block_bytes(self, u, blocks, keeps=True, into=None):
         """``(buf, starts, ends, counts, block ids)`` of the blocks that can be decoded (codec data undone).
 
-        ``keeps``: the read keeps cutouts, which stay slices of these bytes.
+        ``keeps``: the read keeps cutouts, which stay slices of these bytes. ``into``: a buffer of
+        the size of the blocks' span to read them into (see :meth:`_shared_buffer`).
         """
         idx = u.index
         label = self.refs[u.ref].label
         first = idx.first_record()
-        if idx.codec == "null" and u.fh is not None and len(blocks) and (keeps or _PREAD_ALWAYS):
+        if self._preads(u, blocks, keeps):
             # the blocks' bytes read into memory of the batch's own (cutouts stay slices of it): a file
             # truncated or rewritten meanwhile gives short or wrong bytes, which the decoder checks,
             # never a fault of a memory map
             lo, hi = int(idx.block_start[blocks].min()), int(idx.block_end[blocks].max())
-            buf = _stamps.private_buffer(hi - lo)
+            buf = _stamps.private_buffer(hi - lo) if into is None else into
             got = _pread_into(u.fh, buf, lo)
             ends = idx.block_end[blocks] - _container.SYNC_SIZE - lo
             short = ends + _container.SYNC_SIZE > got
@@ -548,33 +584,41 @@ class _Reader:
             buf[int(e - n): int(e)] = np.frombuffer(d, np.uint8)
         return buf, ends - lengths, ends, idx.block_count[ok], ok
 
-    def _decode_merged(self, prepared, dec):
-        """Small units of one schema in one decoder call, their blocks' bytes copied into one buffer.
+    def _decode_merged(self, prepared, dec, whole=None, at=None):
+        """Small units of one schema in one decoder call, their blocks' bytes in one buffer.
 
         A night is hundreds of small visit files: one call and one table for all of them costs
-        far less than one each. Returns ``None`` (decode them one by one) if any block or text
-        fails, so that bad records are named exactly as for a single file.
+        far less than one each. ``whole, at``: the units' bytes were read into slices of one
+        buffer (:meth:`_shared_buffer`); else they are copied into one. Returns ``None`` (decode
+        them one by one) if any block or text fails, so that bad records are named exactly as
+        for a single file.
         """
         pieces, starts, ends, counts, owners = [], [], [], [], []
         offset = 0
-        for u, (buf, s, e, c, blk) in prepared:
+        for k, (u, (buf, s, e, c, blk)) in enumerate(prepared):
             if not len(blk):
                 continue
-            lo, hi = int(s.min()), int(e.max())
-            pieces.append(buf[lo:hi])
+            lo = 0
+            if whole is not None:  # already in place
+                offset = at[k]
+            else:
+                lo = int(s.min())
+                pieces.append(buf[lo: int(e.max())])
             starts.append(s - lo + offset)
             ends.append(e - lo + offset)
             counts.append(c)
             owners.append((u, blk))
-            offset += hi - lo
-        if not pieces:
+            if whole is None:
+                offset += len(pieces[-1])
+        if not owners:
             return [], [], [], []
-        whole = _stamps.private_buffer(offset)
-        at = 0
-        for p in pieces:
-            whole[at: at + len(p)] = p
-            at += len(p)
-        del pieces
+        if whole is None:
+            whole = _stamps.private_buffer(offset)
+            at = 0
+            for p in pieces:
+                whole[at: at + len(p)] = p
+                at += len(p)
+            del pieces
         stamps = {}
         table, status = dec.decode(whole, np.concatenate(starts), np.concatenate(ends), np.concatenate(counts),
                                    stamps=stamps)

@@ -222,6 +222,27 @@ class StampColumn:
         other = other.to_arrow() if isinstance(other, StampColumn) else other
         return self.to_arrow().equals(other)
 
+    def heads(self, nbytes: int) -> np.ndarray:
+        """The first ``nbytes`` of every row as an ``(n, nbytes)`` uint8 matrix (rows must all be that long).
+
+        Only those bytes are copied: the PRIMARY image of a multi-extension cutout, say,
+        without the extensions after it.
+        """
+        from ._decode import _gather
+
+        n = len(self)
+        if n and (self.length < nbytes).any():
+            raise ValueError(f"a row is shorter than {nbytes} bytes (or null)")
+        out = np.empty((n, nbytes), np.uint8)
+        flat = out.reshape(-1)
+        offsets = np.arange(n, dtype=np.int64) * nbytes
+        length = np.full(n, nbytes, np.int64)
+        for b, buf in enumerate(self.bufs):
+            sel = np.flatnonzero(self.bid == b)
+            if len(sel):
+                _gather(buf, self.pos[sel], length[sel], offsets[sel], flat)
+        return out
+
     def heads_ok(self) -> np.ndarray:
         """Per row: null, or the bytes start as FITS (``SIMPLE``) or gzip (``\\x1f\\x8b``)."""
         ok = self.length < 0

@@ -49,12 +49,14 @@ not by the survey: fainter stars are largely missing (use Gaia for those).
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 
 from ._lazy import dask_aware
-from .crossmatch import _positions, pairs_within
+from .crossmatch import _fingerprint, _positions, pairs_within
 
 __all__ = ["load_hipparcos", "bright_star_radius", "bright_star_veto", "load_openngc", "galaxy",
            "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog", "propagate_to_epoch",
@@ -320,7 +322,7 @@ def associate_hosts(alerts, galaxies, max_distance=3.0, id_col="name") -> pd.Dat
                         "ellipse_distance": np.nan, "sep_arcsec": np.nan})
     out.index = df.index
     sel = i[first]
-    out.iloc[sel, 0] = g[id_col].to_numpy()[j[first]] if id_col in g else j[first]
+    out.iloc[sel, 0] = g[id_col].take(j[first]).to_numpy() if id_col in g else j[first]
     out.iloc[sel, 1] = j[first]
     out.iloc[sel, 2] = d[first]
     out.iloc[sel, 3] = sep[first]
@@ -451,11 +453,38 @@ def _moves(cat) -> bool:
     return isinstance(cat, pd.DataFrame) and {"pmra", "pmdec", "ref_epoch"} <= set(cat.columns)
 
 
+_EPOCH_STEP = 365.25 / 4  # days: the epochs catalogues are moved to for a first search (pairs_at_epoch)
+_MOVED: OrderedDict = OrderedDict()  # (catalogue fingerprint, epoch) -> its positions then and proper motions
+_MOVED_LOCK = threading.Lock()
+
+
+def _moved(cat, mjd):
+    """``(ra, dec, total proper motion in mas/yr)`` of a catalogue moved to ``mjd``, cached per catalogue."""
+    cols = [cat[c].to_numpy(float) for c in ("ra", "dec", "pmra", "pmdec", "ref_epoch")]
+    key = (_fingerprint(*cols), float(mjd))
+    with _MOVED_LOCK:
+        got = _MOVED.get(key)
+        if got is not None:
+            _MOVED.move_to_end(key)
+            return got
+    at = propagate_to_epoch(cat[["ra", "dec", "pmra", "pmdec", "ref_epoch"]], mjd)
+    pm = np.hypot(np.nan_to_num(cols[2]), np.nan_to_num(cols[3]))
+    got = (at["ra"].to_numpy(float), at["dec"].to_numpy(float), pm)
+    for a in got:
+        a.flags.writeable = False
+    with _MOVED_LOCK:
+        _MOVED[key] = got
+        while len(_MOVED) > 4:
+            _MOVED.popitem(last=False)
+    return got
+
+
 def pairs_at_epoch(ra, dec, mjd, cat, radius_arcsec):
     """Pairs (alert i, star j) closer than the radius once each star is moved to alert i's epoch.
 
-    Vectorised: the stars are moved once to the alerts' median epoch and searched with their
-    radius widened by how far each can move in the alerts' time span; each candidate pair is then
+    Vectorised: the stars are moved once to the quarter-year nearest the alerts' median epoch
+    (cached, so a stream's chunks share it) and searched with their radius widened by how far
+    each can move between that epoch and the alerts'; each candidate pair is then
     moved exactly to its alert's epoch and kept if within ``radius_arcsec``. Catalogues without
     proper motions (or alerts without epochs, ``mjd=None``) are matched as they are.
 
@@ -491,13 +520,13 @@ def pairs_at_epoch(ra, dec, mjd, cat, radius_arcsec):
     if t is None or not _moves(cat) or not np.isfinite(t).any() or len(cat) == 0 or len(ra) == 0:
         i, j, sep = pairs_within(ra, dec, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), r)
     else:
-        t0 = float(np.nanmedian(t))
+        # the catalogue moved to a whole quarter-year near the alerts' median epoch, so that the
+        # chunks of a stream reuse one moved catalogue (and its k-d tree) instead of one each
+        t0 = round(float(np.nanmedian(t)) / _EPOCH_STEP) * _EPOCH_STEP
         t = np.where(np.isfinite(t), t, t0)
-        cat0 = propagate_to_epoch(cat, t0)
+        ra0, dec0, pm = _moved(cat, t0)
         span = float(np.abs(mjd_to_jyear(t) - mjd_to_jyear(t0)).max())
-        pm = np.hypot(np.nan_to_num(cat["pmra"].to_numpy(float)), np.nan_to_num(cat["pmdec"].to_numpy(float)))
-        i, j, _ = pairs_within(ra, dec, cat0["ra"].to_numpy(float), cat0["dec"].to_numpy(float),
-                               r + pm / 1000.0 * span + 1e-3)
+        i, j, _ = pairs_within(ra, dec, ra0, dec0, r + pm / 1000.0 * span + 1e-3)
         moved = propagate_to_epoch(cat.iloc[j][["ra", "dec", "pmra", "pmdec", "ref_epoch"]], t[i])
         a1, d1 = np.radians(ra[i]), np.radians(dec[i])
         a2, d2 = np.radians(moved["ra"].to_numpy()), np.radians(moved["dec"].to_numpy())

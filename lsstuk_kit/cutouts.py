@@ -521,26 +521,15 @@ def batch_shape_measures(batch, which="difference"):
     return out
 
 
-def fast_primary_stack(blobs):
-    """Decode the PRIMARY images of equal-layout plain-FITS cutouts in one vectorised step.
+def _primary_layout(row):
+    """The layout of a plain FITS cutout's PRIMARY image, ``None`` if it is not a 2-d float image.
 
-    ``blobs`` is an (n, L) uint8 matrix (every cutout ``L`` bytes) or a list of
-    equal-length ``bytes``. Works when every header has the same length, BITPIX
-    and shape (true of a survey's stamps); returns ``None`` otherwise, and the
-    caller decodes one by one.
+    ``row`` is the cutout's bytes (uint8). Returns ``(END card offset, BITPIX, NAXIS1, NAXIS2,
+    header bytes, data bytes)``.
     """
-    if isinstance(blobs, np.ndarray):
-        mat = blobs
-    else:
-        if not blobs or any(b is None for b in blobs):
-            return None
-        lengths = {len(b) for b in blobs}
-        if len(lengths) != 1:
-            return None
-        mat = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), -1)
-    if mat.shape[0] == 0 or mat.shape[1] < 2880 or bytes(mat[0, :6]) != b"SIMPLE":
+    if len(row) < 2880 or bytes(row[:6]) != b"SIMPLE":
         return None
-    head = bytes(mat[0, :min(mat.shape[1], 2880 * 8)])
+    head = bytes(row[:min(len(row), 2880 * 8)])
     cards = {}
     end = None
     for k in range(0, len(head), 80):
@@ -558,10 +547,35 @@ def fast_primary_stack(blobs):
         nx, ny = int(cards["NAXIS1"]), int(cards["NAXIS2"])
     except (KeyError, ValueError):
         return None
-    if naxis != 2 or bitpix not in (-32, -64):
+    if naxis != 2 or bitpix not in (-32, -64) or nx <= 0 or ny <= 0:
         return None
-    hdr_len = (end // 2880 + 1) * 2880
-    nbytes = nx * ny * abs(bitpix) // 8
+    return end, bitpix, nx, ny, (end // 2880 + 1) * 2880, nx * ny * abs(bitpix) // 8
+
+
+def fast_primary_stack(blobs):
+    """Decode the PRIMARY images of equal-layout plain-FITS cutouts in one vectorised step.
+
+    ``blobs`` is an (n, L) uint8 matrix (every cutout ``L`` bytes) or a list of
+    equal-length ``bytes``. Works when every header has the same length, BITPIX
+    and shape (true of a survey's stamps); returns ``None`` otherwise, and the
+    caller decodes one by one.
+    """
+    if isinstance(blobs, np.ndarray):
+        mat = blobs
+    else:
+        if not blobs or any(b is None for b in blobs):
+            return None
+        lengths = {len(b) for b in blobs}
+        if len(lengths) != 1:
+            return None
+        mat = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), -1)
+    if mat.shape[0] == 0:
+        return None
+    layout = _primary_layout(mat[0])
+    if layout is None:
+        return None
+    end, bitpix, nx, ny, hdr_len, nbytes = layout
+    head = bytes(mat[0, :end])
     if mat.shape[1] < hdr_len + nbytes:
         return None
     # every row must have its END card, BITPIX and NAXISn cards in the same places
@@ -585,7 +599,13 @@ def fast_stack(batch, which="difference"):
 
     sub = arr.take(pa.array(batch._pos))
     if not isinstance(sub, (pa.Array, pa.ChunkedArray)):  # zero-copy stamps (lsstuk_kit._stamps)
-        sub = sub.to_arrow()
+        lengths = sub.length
+        if len(lengths) == 0 or not (lengths == lengths[0]).all():
+            return None
+        layout = _primary_layout(np.frombuffer(sub.value(0)[:2880 * 8], np.uint8))
+        if layout is None or layout[4] + layout[5] > lengths[0]:
+            return None
+        return fast_primary_stack(sub.heads(layout[4] + layout[5]))  # only the PRIMARY HDU's bytes copied
     lengths = pc.binary_length(sub).to_numpy()
     if len(lengths) == 0 or not (lengths == lengths[0]).all():
         return None

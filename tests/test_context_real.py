@@ -107,6 +107,43 @@ def test_context_moves_stars_to_the_alert_epoch(tmp_path):
     assert veto_fixed["rule"].tolist() == ["OR"]
 
 
+def test_pairs_at_epoch_reuses_one_moved_catalogue_and_matches_brute_force():
+    """Chunks of a stream share the catalogue moved to the quarter-year near their epoch; every pair
+    still equals moving each star exactly to each alert's own epoch, years away included."""
+    from lsstuk_kit import catalogs as C
+    from lsstuk_kit.crossmatch import angular_separation
+
+    stars = load_hipparcos(9.0)
+    fast = stars.nlargest(300, "pmdec").reset_index(drop=True)  # high proper motions (Barnard's: 10"/yr)
+    rng = np.random.default_rng(3)
+    k = rng.integers(0, len(fast), 400)
+    mjd = rng.uniform(jyear_mjd(2024.0), jyear_mjd(2031.0), 400)
+    at = propagate_to_epoch(fast.iloc[k], mjd)
+    ra = at["ra"].to_numpy() + rng.normal(0, 3, 400) / 3600
+    dec = at["dec"].to_numpy() + rng.normal(0, 3, 400) / 3600
+    C._MOVED.clear()
+    i, j, sep = C.pairs_at_epoch(ra, dec, mjd, fast, 6.0)
+    # brute force: every star moved to every alert's epoch
+    want = []
+    for a in range(400):
+        moved = propagate_to_epoch(fast, np.full(len(fast), mjd[a]))
+        d = angular_separation(ra[a], dec[a], moved["ra"].to_numpy(), moved["dec"].to_numpy())
+        want += [(a, int(b)) for b in np.flatnonzero(d <= 6.0)]
+    assert sorted(zip(i.tolist(), j.tolist())) == sorted(want) and len(want) >= 350
+    assert (sep <= 6.0).all()
+    assert len(C._MOVED) == 1
+    # two chunks of one night: the moved catalogue is made once
+    night = np.full(400, jyear_mjd(2030.1))  # (the first call moved it to near 2027.5)
+    C.pairs_at_epoch(ra, dec, night, fast, 6.0)
+    C.pairs_at_epoch(ra, dec, night + 0.4, fast, 6.0)
+    assert len(C._MOVED) == 2
+    # an edited catalogue is moved again, never taken from the cache
+    edited = fast.copy()
+    edited.loc[0, "pmra"] += 1.0
+    C.pairs_at_epoch(ra, dec, night, edited, 6.0)
+    assert len(C._MOVED) == 3
+
+
 # ---------------------------------------------------------------------------------------------- file loaders
 
 

@@ -28,8 +28,13 @@ def random_sky(rng, n, ra0, dec0, width_deg):
     return ra, dec
 
 
+@pytest.mark.parametrize("ball", [False, True], ids=["dual-tree", "ball-per-position"])
 @pytest.mark.parametrize("ra0,dec0", [(0.0, 0.0), (359.99, -30.0), (123.0, 89.99), (300.0, -89.99)])
-def test_pairs_equal_astropy_search_around_sky(ra0, dec0):
+def test_pairs_equal_astropy_search_around_sky(ra0, dec0, ball, monkeypatch):
+    from lsstuk_kit import crossmatch as X
+
+    # both ways of pairs_within: a walk of two trees, or a ball query per position (large catalogues)
+    monkeypatch.setattr(X, "_BALL_QUERY_RATIO", 0 if ball else 10**9)
     rng = np.random.default_rng(int(abs(dec0) * 100) + int(ra0))
     a_ra, a_dec = random_sky(rng, 3000, ra0, dec0, 0.02)
     b_ra, b_dec = random_sky(rng, 3000, ra0, dec0, 0.02)
@@ -144,3 +149,8 @@ def test_catalogue_trees_are_reused_but_never_stale():
     pi, pj, _ = X.pairs_within(ra, dec, cra2, cdec2, 2.0)
     assert dict(zip(pi[:2].tolist(), pj[:2].tolist())) == {0: 1, 1: 0}
     assert len(X._TREES) == 2  # pairs_within reused the swapped catalogue's tree
+    # one value edited in place, in the array the tree was made from: a new tree, the right answer
+    cra2[5] += 1.0
+    i4, _ = X.nearest_within(ra, dec, cra2, cdec2, 2.0)
+    assert i4[5] == -1 and len(X._TREES) == 3
+    assert X._fingerprint(cra2) != X._fingerprint(cra) and X._fingerprint(cra) == X._fingerprint(cra.copy())

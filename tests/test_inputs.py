@@ -89,16 +89,57 @@ def test_column_projection_keeps_core_and_requested():
     assert len(small.history) == len(full.history)
 
 
+def _noted(seen, parts):
+    seen.append(parts)
+    return parts
+
+
 def test_large_file_split_into_parts_reads_identically(tmp_path, monkeypatch):
     schema, alerts = simulate_packets(60, n_history=20, seed=2, cutouts=False)
     path = write(tmp_path / "big.avro", schema, alerts, sync_interval=1)  # one block per alert
     whole = lk.read_alerts(path, workers=1)
     from lsstuk_kit import _reader
 
-    monkeypatch.setattr(_reader, "_PART_BYTES", 1)  # force many parts over 2 workers (read by _Reader.make_parts)
+    # force many parts over 2 workers (read by _Reader.make_parts)
+    monkeypatch.setattr(_reader, "_PART_BYTES", 1)
+    monkeypatch.setattr(_reader, "_PART_RECORDS", 1)
+    made = []
+    real = _reader._Reader.make_parts
+    monkeypatch.setattr(_reader._Reader, "make_parts", lambda self, units: _noted(made, real(self, units)))
     split = lk.read_alerts(path, workers=2)
+    assert len(made[0]) >= 4
     tables_equal(whole, split)
     assert list(split.sources.index) == [a["diaSource"]["diaSourceId"] for a in alerts]
+
+
+def test_small_files_are_decoded_in_parts_of_many_records(tmp_path, monkeypatch):
+    """Visit files of light alerts: parts are cut by records as well as bytes (each part costs a fixed
+    mapping time), and a part's files are read into one buffer with no copy; tables as one by one."""
+    from lsstuk_kit import _reader
+
+    schema, alerts = simulate_packets(120, n_history=0, seed=4)
+    paths = [write(tmp_path / f"visit{k:02d}.avro", schema, alerts[k * 10:(k + 1) * 10]) for k in range(12)]
+    made, copied = [], []
+    real = _reader._Reader.make_parts
+    monkeypatch.setattr(_reader._Reader, "make_parts", lambda self, units: _noted(made, real(self, units)))
+    monkeypatch.setattr(_reader, "_PART_RECORDS", 50)
+    monkeypatch.setattr(_reader, "_PART_BYTES", 1)
+    merged = _reader._Reader._decode_merged
+    monkeypatch.setattr(_reader._Reader, "_decode_merged",
+                        lambda self, prep, dec, whole=None, at=None: copied.append(whole is None)
+                        or merged(self, prep, dec, whole, at))
+    got = lk.read_alerts(tmp_path, workers=2)
+    assert [sum(int(u.index.block_count[b].sum()) for u, b in p.units) for p in made[0]] == [50, 50, 20]
+    assert copied == [False, False, False]
+    one_by_one = lk.AlertBatch.concat([lk.read_alerts(p, workers=1) for p in paths])
+    tables_equal(one_by_one, got)
+    first = got.sources.index[0]
+    assert got.cutouts(first).difference.shape == (30, 30)
+    # heavy records (bytes reach the floor first): cut by bytes as before, about two parts per worker
+    monkeypatch.setattr(_reader, "_PART_MIN_BYTES", 1)
+    made.clear()
+    tables_equal(one_by_one, lk.read_alerts(tmp_path, workers=2))
+    assert len(made[0]) >= 4 and sum(len(p.units) for p in made[0]) == 12
 
 
 def test_bad_source_type():

@@ -91,6 +91,13 @@ def test_stamp_column_stands_in_for_a_binary_array():
                                                                                     ref[4].as_py()]
     # the FITS check of the reader gives what the Arrow kernels give on the bytes
     assert col.heads_ok().tolist() == [True, True, True, False, False]
+    # the first bytes of each row as a matrix (only rows at least that long, non-null)
+    two = col.take([1, 0, 1])
+    assert two.heads(40).tolist() == [list(buf[5000:5040]), list(buf[100:140]), list(buf[5000:5040])]
+    assert two.heads(0).shape == (3, 0) and col.take([]).heads(8).shape == (0, 8)
+    for short in ([0, 1], [2], [3]):  # 41 > 40 bytes; a null; an empty stamp
+        with pytest.raises(ValueError, match="shorter than"):
+            col.take(short).heads(41 if short == [0, 1] else 1)
     # concatenating: with other stamp columns it stays zero-copy, with Arrow arrays it becomes one
     both = concat_cutouts([col, None, col], [5, 2, 5])
     assert isinstance(both, _stamps.StampColumn) and len(both) == 12 and both.null_count == 4
