@@ -216,7 +216,8 @@ class Q3CIndex(_Index):
     conninfo : str
         A libpq connection string (e.g. ``LocalPostgres().conninfo``).
     table : str
-        Table name to create (replaced if present).
+        Table name to create (replaced if present): a plain SQL identifier (letters, digits and
+        ``_``, not starting with a digit, at most 46 characters), else ``ValueError``.
 
     Examples
     --------
@@ -248,6 +249,12 @@ class Q3CIndex(_Index):
     name = "Q3C (PostgreSQL)"
 
     def __init__(self, ra, dec, conninfo, table="lsstuk_cone_test"):
+        import re
+
+        # the name goes into SQL text (tables cannot be bound parameters): only a plain identifier,
+        # short enough for PostgreSQL's 63-character limit once its index is named after it
+        if not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,45}", table):
+            raise ValueError(f"table must be a plain SQL identifier of at most 46 characters, not {table!r}")
         self.conninfo = conninfo
         self.table = table
         super().__init__(ra, dec)
@@ -361,9 +368,23 @@ class LocalPostgres:
         if self.user:
             shutil.chown(self.tmp, self.user)
             shutil.chown(sock, self.user)
-        self._run(self.bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        self._run(self.bindir / "pg_ctl", "-D", data, "-w", "-l", os.path.join(self.tmp, "log"), "-o",
-                  f"-c listen_addresses='' -c unix_socket_directories={sock} -c fsync=off", "start")
+        step = "initdb"
+        try:
+            self._run(self.bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+            step = "pg_ctl start"
+            self._run(self.bindir / "pg_ctl", "-D", data, "-w", "-l", os.path.join(self.tmp, "log"), "-o",
+                      f"-c listen_addresses='' -c unix_socket_directories={sock} -c fsync=off", "start")
+        except (OSError, subprocess.SubprocessError) as exc:
+            # nothing left behind: a server that half started is stopped, the folder removed
+            if step != "initdb":
+                try:
+                    self._run(self.bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
+                except (OSError, subprocess.SubprocessError):
+                    pass
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+            said = (getattr(exc, "stderr", None) or "").strip()
+            raise RuntimeError(f"PostgreSQL {step} failed: {said or exc}") from exc
         self.conninfo = f"host={sock} dbname=postgres user=postgres"
         self._data = data
         return self

@@ -186,3 +186,18 @@ def test_truncated_json_text_is_named_as_json():
     assert "not valid JSON" in batch.errors["reason"][0] and "Avro" not in batch.errors["reason"][0]
     with pytest.raises(AlertFormatError, match="not valid JSON"):
         lk.read_alerts(b'[{"UTC": "2026-01-29 11:40:14", "diaObjectId": 1')
+
+
+def test_unregister_removes_a_format_until_it_is_registered_again():
+    sniff = Sniff(label="lc.json", suffix=".json", head=b'{"oid": "ZTF20aaelulu", "detections": []}')
+    assert formats.identify(sniff).name == "alerce-json"
+    spec = formats.unregister("alerce-json")
+    try:
+        assert "alerce-json" not in formats.list_formats()["name"].tolist()
+        with pytest.raises(UnknownFormatError):
+            formats.identify(sniff)
+        with pytest.raises(ValueError, match="unknown format 'alerce-json'"):
+            formats.unregister("alerce-json")
+    finally:
+        formats.register(spec)
+    assert formats.identify(sniff) is spec

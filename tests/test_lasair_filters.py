@@ -512,3 +512,15 @@ def test_filter_over_real_rubin_alerts_as_fink_stores_them(real_alerts):
     assert passed and passed <= set(ndet.index[ndet >= 2])
     for m in res.messages:  # the time in each message is that alert's, never a later one
         assert m["lastDiaSourceMjdTai"] <= fink.sources["midpointMjdTai"].max() + 1e-9
+
+
+def test_htm16_takes_scalars_and_arrays_of_any_shape():
+    from lsstuk_kit.lasair.features import htm16
+
+    ra, dec = np.array([[10.0, 200.0], [359.9, 0.1]]), np.array([[-5.0, 30.0], [89.0, -89.0]])
+    grid = htm16(ra, dec)
+    assert grid.shape == (2, 2) and grid.dtype == np.int64
+    assert [htm16(float(r), float(d)) for r, d in zip(ra.ravel(), dec.ravel())] == grid.ravel().tolist()
+    assert htm16([], []).shape == (0,)
+    with pytest.raises(ValueError, match="differ in shape"):
+        htm16([1.0, 2.0], [3.0])

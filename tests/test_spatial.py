@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,34 @@ def test_q3c_in_postgresql_equals_brute_force(sky):
                     assert np.array_equal(q.query(r0, d0, rad), bf.query(r0, d0, rad)), (r0, d0, rad)
         finally:
             q.close()
+
+
+@pytest.mark.parametrize("table", ["cones; DROP TABLE users", "1st", "a-b", "x" * 47, "", None])
+def test_q3c_refuses_a_table_name_that_is_not_a_plain_identifier(sky, table):
+    """The table name is written into SQL text: anything but a plain identifier is refused before connecting."""
+    ra, dec = sky
+    with pytest.raises(ValueError, match="plain SQL identifier"):
+        Q3CIndex(ra, dec, "host=/nonexistent dbname=postgres", table=table)
+
+
+@pytest.mark.parametrize("failing", ["initdb", "pg_ctl"])
+def test_local_postgres_leaves_nothing_behind_when_it_cannot_start(tmp_path, monkeypatch, failing):
+    import subprocess
+
+    monkeypatch.setattr(LocalPostgres, "find_bindir", staticmethod(lambda: tmp_path))
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # (no runuser in the commands)
+    ran = []
+
+    def run(self, *args):
+        ran.append([str(a) for a in args])
+        if Path(args[0]).name == failing and "stop" not in args:
+            raise subprocess.CalledProcessError(1, [str(args[0])], stderr=f"{failing}: could not do it\n")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(LocalPostgres, "_run", run)
+    pg = LocalPostgres()
+    with pytest.raises(RuntimeError, match=f"{failing}.* failed: {failing}: could not do it"):
+        pg.__enter__()
+    folder = Path(ran[0][2]).parent  # initdb -D <folder>/data
+    assert folder.name.startswith("lsstuk_pg_") and not folder.exists() and pg.tmp is None
+    assert any("stop" in r for r in ran) == (failing == "pg_ctl")  # a server that may have started is stopped

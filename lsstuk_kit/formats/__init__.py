@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import AlertFormatError
 
-__all__ = ["FormatSpec", "Sniff", "Source", "Frames", "register", "get", "list_formats", "identify",
+__all__ = ["FormatSpec", "Sniff", "Source", "Frames", "register", "unregister", "get", "list_formats", "identify",
            "UnknownFormatError", "MAX_TEXT_BYTES"]
 
 #: Largest JSON / text source read into memory at once (bytes).
@@ -272,8 +272,7 @@ def register(spec: FormatSpec, *, force: bool = False) -> None:
 
     Examples
     --------
-    A toy format that claims ``.toy`` files; the registry has no ``unregister``, so the
-    example removes it from ``_REGISTRY`` again at the end.
+    A toy format that claims ``.toy`` files, removed again at the end with :func:`unregister`:
 
     >>> from lsstuk_kit import formats
     >>> from lsstuk_kit.formats import FormatSpec, Sniff, identify, list_formats, register
@@ -289,7 +288,7 @@ def register(spec: FormatSpec, *, force: bool = False) -> None:
     ...
     ValueError: format 'toy' is already registered
     >>> register(toy, force=True)  # replaces it
-    >>> formats._REGISTRY.pop("toy").name
+    >>> formats.unregister("toy").name
     'toy'
     >>> "toy" in list_formats()["name"].tolist()
     False
@@ -297,6 +296,32 @@ def register(spec: FormatSpec, *, force: bool = False) -> None:
     if spec.name in _REGISTRY and not force:
         raise ValueError(f"format {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
+
+
+def unregister(name: str) -> FormatSpec:
+    """Remove the format called ``name`` and return it; ``ValueError`` listing the known ones if none is.
+
+    The kit's own formats can be removed too (e.g. to test a replacement), and given back with
+    :func:`register`.
+
+    Examples
+    --------
+    >>> from lsstuk_kit.formats import get, register, unregister
+    >>> spec = unregister("atlas-ddc")
+    >>> get("atlas-ddc")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown format 'atlas-ddc'; the formats the kit knows are: alerce-json, ..., ztf-avro
+    >>> register(spec)
+    >>> get("atlas-ddc") is spec
+    True
+    """
+    _load()
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; the formats the kit knows are: "
+                         f"{', '.join(sorted(_REGISTRY))}") from None
 
 
 def _load():

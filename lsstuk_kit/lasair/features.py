@@ -165,14 +165,15 @@ def htm16(ra, dec):
 
     Parameters
     ----------
-    ra, dec : array-like
-        Equatorial coordinates, in degrees (sequences: ``len(ra)`` is used).
+    ra, dec : float or array-like
+        Equatorial coordinates, in degrees, of one shape.
 
     Returns
     -------
-    numpy.ndarray or None
-        One int64 trixel id per position (level-16 ids lie in ``[8 * 4**16, 16 * 4**16)``), as Lasair's
-        ``htm16`` column; ``None`` when esutil is not installed.
+    numpy.ndarray, numpy.int64 or None
+        One int64 trixel id per position, in the positions' shape (one id for scalars; level-16
+        ids lie in ``[8 * 4**16, 16 * 4**16)``), as Lasair's ``htm16`` column; ``None`` when
+        esutil is not installed.
 
     Examples
     --------
@@ -184,14 +185,20 @@ def htm16(ra, dec):
     (True, False)
     >>> bool(((ids >= 8 * 4**16) & (ids < 16 * 4**16)).all())
     True
+    >>> bool(htm16(10.0, -5.0) == ids[0])                 # one position
+    True
     """
     try:
         import esutil.htm
     except ImportError:  # pragma: no cover - esutil is a dependency of the kit's spatial module
         return None
-    if len(ra) == 0:
-        return np.zeros(0, np.int64)
-    return np.asarray(esutil.htm.HTM(16).lookup_id(np.asarray(ra, float), np.asarray(dec, float)), np.int64)
+    r, d = np.asarray(ra, float), np.asarray(dec, float)
+    if r.shape != d.shape:
+        raise ValueError(f"ra and dec differ in shape ({r.shape} and {d.shape})")
+    if r.size == 0:
+        return np.zeros(r.shape, np.int64)
+    ids = np.asarray(esutil.htm.HTM(16).lookup_id(r.reshape(-1), d.reshape(-1)), np.int64).reshape(r.shape)
+    return ids[()] if ids.ndim == 0 else ids
 
 
 def _blackbody(wl, t):
