@@ -40,7 +40,7 @@ _PART_RECORDS = 1024  # a part is cut no smaller than this many records or _PART
 _PART_MIN_BYTES = 64 * 2**20
 #: read the blocks with pread even when no cutout is kept (else: decoded straight from the memory map)
 _PREAD_ALWAYS = False
-#: units smaller than this on average are decoded together (their bytes copied into one buffer)
+#: units smaller than this on average are decoded together (their bytes in one buffer: _Reader._shared_buffer)
 _MERGE_BYTES_PER_UNIT = 8 * 2**20
 
 

@@ -548,13 +548,37 @@ def _code_tag():
 
     It is part of the cached model's file name, so changing the simulator or the features
     retrains the default model instead of silently reusing one trained on the old stamps.
+    Only the code counts: comments, docstrings and layout are left out (:func:`_code_only`),
+    so a change of wording does not retrain the model.
     """
     from .simulate import stamps
 
     h = hashlib.sha256()
     for f in (Path(stamps.__file__), Path(__file__)):
-        h.update(f.read_bytes())
+        h.update(_code_only(f.read_text(encoding="utf-8")).encode())
     return h.hexdigest()[:12]
+
+
+def _code_only(source: str) -> str:
+    r"""Python source as its syntax tree without docstrings (comments and layout are not in the tree).
+
+    Examples
+    --------
+    >>> a = "def f(x):\n    'Twice x.'\n    return 2 * x  # doubled\n"
+    >>> b = "def f(x):\n    'Two times x, reworded.'\n\n    return 2*x\n"
+    >>> _code_only(a) == _code_only(b), _code_only(a) == _code_only(a.replace("2 * x", "3 * x"))
+    (True, False)
+    """
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def default_model(n=20_000, seed=0, retrain=False):

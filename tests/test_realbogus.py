@@ -113,3 +113,21 @@ def test_default_model_is_cached(tmp_path, monkeypatch):
     m2 = rb.default_model(n=3000)
     X, _ = rb.make_training_set(100, seed=8)
     assert np.allclose(m1.predict_proba(X), m2.predict_proba(X))
+
+
+def test_default_model_key_changes_with_code_not_with_wording(tmp_path, monkeypatch):
+    """The cached model's name carries a hash of the simulator's and features' code: rewording a
+    docstring or a comment keeps the model, changing what the code does retrains it."""
+    from pathlib import Path
+
+    from lsstuk_kit.simulate import stamps
+
+    src = Path(stamps.__file__).read_text(encoding="utf-8")
+    base = rb._code_tag()
+    reworded = src.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n"
+    changed = src + "\nSIZE_FOR_TEST = 1\n"
+    for text, same in ((reworded, True), (changed, False)):
+        copy = tmp_path / "stamps.py"
+        copy.write_text(text, encoding="utf-8")
+        monkeypatch.setattr(stamps, "__file__", str(copy))
+        assert (rb._code_tag() == base) is same
