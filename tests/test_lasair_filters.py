@@ -524,3 +524,11 @@ def test_htm16_takes_scalars_and_arrays_of_any_shape():
     assert htm16([], []).shape == (0,)
     with pytest.raises(ValueError, match="differ in shape"):
         htm16([1.0, 2.0], [3.0])
+    # an unusable position is refused (esutil would give it the first trixel's id); the tables leave it empty
+    for r, d in ((np.nan, 0.0), (10.0, 95.0), (np.inf, 0.0)):
+        with pytest.raises(ValueError, match="not finite or have"):
+            htm16([10.0, r], [0.0, d])
+    from lsstuk_kit.lasair.features import _htm16_or_missing
+
+    col = _htm16_or_missing([10.0, np.nan, 200.0], [-5.0, 0.0, 95.0])
+    assert str(col.dtype) == "Int64" and col.isna().tolist() == [False, True, True] and col[0] == htm16(10.0, -5.0)

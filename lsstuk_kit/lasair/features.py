@@ -187,6 +187,10 @@ def htm16(ra, dec):
     True
     >>> bool(htm16(10.0, -5.0) == ids[0])                 # one position
     True
+    >>> htm16([10.0, float("nan")], [0.0, 0.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: 1 positions are not finite or have |dec| > 90 (first at index (1,))
     """
     try:
         import esutil.htm
@@ -195,10 +199,32 @@ def htm16(ra, dec):
     r, d = np.asarray(ra, float), np.asarray(dec, float)
     if r.shape != d.shape:
         raise ValueError(f"ra and dec differ in shape ({r.shape} and {d.shape})")
+    bad = ~(np.isfinite(r) & np.isfinite(d) & (np.abs(d) <= 90))
+    if bad.any():  # (esutil gives such positions the first trixel's id, silently)
+        first = np.unravel_index(int(np.flatnonzero(bad.reshape(-1))[0]), bad.shape) if bad.ndim else ()
+        first = tuple(int(i) for i in first)
+        raise ValueError(f"{int(bad.sum())} positions are not finite or have |dec| > 90 (first at index {first})")
     if r.size == 0:
         return np.zeros(r.shape, np.int64)
     ids = np.asarray(esutil.htm.HTM(16).lookup_id(r.reshape(-1), d.reshape(-1)), np.int64).reshape(r.shape)
     return ids[()] if ids.ndim == 0 else ids
+
+
+def _htm16_or_missing(ra, dec):
+    """:func:`htm16` of each row as a nullable ``Int64`` array, ``<NA>`` where there is none.
+
+    None: the position is unusable (NaN, or |dec| > 90) or esutil is absent.
+    """
+    r, d = np.asarray(ra, float), np.asarray(dec, float)
+    ok = np.isfinite(r) & np.isfinite(d) & (np.abs(d) <= 90)
+    out = pd.array(np.zeros(len(r), np.int64), dtype="Int64")
+    ids = htm16(r[ok], d[ok])
+    if ids is None:
+        ok[:] = False
+    else:
+        out[ok] = ids
+    out[~ok] = pd.NA
+    return out
 
 
 def _blackbody(wl, t):
@@ -515,8 +541,7 @@ def objects_per_alert(batch, *, sherlock=None, tns_hits=None, ebv=None, bbb=True
             _fill_bbb(out, batch, det, lo, hi, cnt, eligible, zz, e0, a_t)
 
     out["glat"] = galactic_latitude(ra, dec)
-    ht = htm16(ra, dec)
-    out["htm16"] = ht if ht is not None else np.full(n, np.nan)
+    out["htm16"] = _htm16_or_missing(ra, dec)
     out["tns_name"] = np.full(n, None, dtype=object)
     if tns_hits is not None and len(tns_hits):
         near = tns_hits.sort_values("arcsec", kind="stable").drop_duplicates("diaObjectId")

@@ -185,10 +185,9 @@ def crossmatch_tns(catalog) -> pd.DataFrame:
     out["z"] = pd.to_numeric(z, errors="coerce").to_numpy(float) if z is not None else np.nan
     for c in ("disc_mag", "hostz"):
         out[c] = np.nan
-    from .features import htm16
+    from .features import _htm16_or_missing
 
-    ht = htm16(out["ra"].to_numpy(float), out["decl"].to_numpy(float))
-    out["htm16"] = ht if ht is not None else None
+    out["htm16"] = _htm16_or_missing(out["ra"].to_numpy(float), out["decl"].to_numpy(float))
     return out
 
 
