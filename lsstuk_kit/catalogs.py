@@ -49,14 +49,13 @@ not by the survey: fainter stars are largely missing (use Gaia for those).
 from __future__ import annotations
 
 import functools
-import threading
 from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 
 from ._lazy import dask_aware
-from .crossmatch import _fingerprint, _positions, pairs_within
+from .crossmatch import _cached, _fingerprint, _positions, pairs_within
 
 __all__ = ["load_hipparcos", "bright_star_radius", "bright_star_veto", "load_openngc", "galaxy",
            "elliptical_distance", "in_galaxy", "associate_hosts", "build_super_catalog", "propagate_to_epoch",
@@ -455,28 +454,21 @@ def _moves(cat) -> bool:
 
 _EPOCH_STEP = 365.25 / 4  # days: the epochs catalogues are moved to for a first search (pairs_at_epoch)
 _MOVED: OrderedDict = OrderedDict()  # (catalogue fingerprint, epoch) -> its positions then and proper motions
-_MOVED_LOCK = threading.Lock()
 
 
 def _moved(cat, mjd):
     """``(ra, dec, total proper motion in mas/yr)`` of a catalogue moved to ``mjd``, cached per catalogue."""
     cols = [cat[c].to_numpy(float) for c in ("ra", "dec", "pmra", "pmdec", "ref_epoch")]
-    key = (_fingerprint(*cols), float(mjd))
-    with _MOVED_LOCK:
-        got = _MOVED.get(key)
-        if got is not None:
-            _MOVED.move_to_end(key)
-            return got
-    at = propagate_to_epoch(cat[["ra", "dec", "pmra", "pmdec", "ref_epoch"]], mjd)
-    pm = np.hypot(np.nan_to_num(cols[2]), np.nan_to_num(cols[3]))
-    got = (at["ra"].to_numpy(float), at["dec"].to_numpy(float), pm)
-    for a in got:
-        a.flags.writeable = False
-    with _MOVED_LOCK:
-        _MOVED[key] = got
-        while len(_MOVED) > 4:
-            _MOVED.popitem(last=False)
-    return got
+
+    def make():
+        at = propagate_to_epoch(cat[["ra", "dec", "pmra", "pmdec", "ref_epoch"]], mjd)
+        pm = np.hypot(np.nan_to_num(cols[2]), np.nan_to_num(cols[3]))
+        got = (at["ra"].to_numpy(float), at["dec"].to_numpy(float), pm)
+        for a in got:
+            a.flags.writeable = False
+        return got
+
+    return _cached(_MOVED, (_fingerprint(*cols), float(mjd)), make, 4)
 
 
 def pairs_at_epoch(ra, dec, mjd, cat, radius_arcsec):

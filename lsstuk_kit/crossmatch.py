@@ -143,18 +143,26 @@ def _catalog_tree(ra, dec):
     dec = np.ascontiguousarray(dec, float)
     if len(ra) < _TREE_CACHE_MIN:
         return cKDTree(xyz(ra, dec))
-    key = _fingerprint(ra, dec)
+    return _cached(_TREES, _fingerprint(ra, dec), lambda: cKDTree(xyz(ra, dec)), _TREE_CACHE_SIZE)
+
+
+def _cached(cache: OrderedDict, key, make, size: int):
+    """``cache[key]``, made by ``make()`` if absent; the ``size`` most recently used entries are kept.
+
+    Thread-safe (one lock for the kit's caches); ``make`` runs outside the lock, so two threads
+    may make the same entry at once, and the second one stored wins.
+    """
     with _TREES_LOCK:
-        tree = _TREES.get(key)
-        if tree is not None:
-            _TREES.move_to_end(key)
-            return tree
-    tree = cKDTree(xyz(ra, dec))
+        got = cache.get(key)
+        if got is not None:
+            cache.move_to_end(key)
+            return got
+    got = make()
     with _TREES_LOCK:
-        _TREES[key] = tree
-        while len(_TREES) > _TREE_CACHE_SIZE:
-            _TREES.popitem(last=False)
-    return tree
+        cache[key] = got
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return got
 
 
 def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec):
